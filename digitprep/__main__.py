@@ -1,0 +1,3 @@
+from digitprep.cli import main
+
+main()

@@ -1,0 +1,238 @@
+"""`digitprep build`: labelled image files -> one-hot CSVs (one per size), manifest and errors.
+
+Files are decoded and normalised in worker processes, in chunks, and the results are written in
+order as they arrive, so memory stays bounded whatever the number of files and rows come out in
+the same order on every run. All outputs are written under temporary names and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digitprep.classes import format_classes
+from digitprep.csvio import AtomicWriter, csv_text, encode_onehot_rows, onehot_header
+from digitprep.decode import DEFAULT_MAX_PIXELS, UnusableImage, decode_grey
+from digitprep.normalize import BlankImage, NormalizeOptions, normalize
+from digitprep.sources import Candidate, find_candidates
+
+MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
+ERRORS_HEADER = ["path", "reason"]
+CHUNK_FILES = 256  # files per task sent to a worker: large enough to amortise the hand-off
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything a worker needs to turn one file into rows."""
+
+    sizes: tuple[int, ...]
+    classes: tuple[int, ...]
+    options: NormalizeOptions = NormalizeOptions()
+    labelrow: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class ChunkResult:
+    """Rows made from one chunk of files, in file order: good rows per size, manifest, errors."""
+
+    pixels: list[np.ndarray]
+    labels: np.ndarray
+    manifest: list[tuple]
+    errors: list[tuple[str, str]]
+
+
+@dataclass
+class BuildSummary:
+    written: int = 0
+    skipped: int = 0
+    outputs: list[Path] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def output_paths(out: Path, sizes: tuple[int, ...]) -> list[Path]:
+    """OUT.csv for one size; OUT_{size}.csv for each of several."""
+    out = Path(out)
+    if len(sizes) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{size}{out.suffix or '.csv'}") for size in sizes]
+
+
+def sidecar_path(csv_path: Path, kind: str) -> Path:
+    """OUT.manifest.csv, OUT.errors.csv, OUT.build.json beside OUT.csv."""
+    csv_path = Path(csv_path)
+    suffix = ".json" if kind == "build" else ".csv"
+    return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
+
+
+def process_file(candidate: Candidate, config: BuildConfig) -> tuple[list[np.ndarray], tuple] | str:
+    """One file -> (one image per size, manifest row), or the reason it cannot be used."""
+    if candidate.problem:
+        return candidate.problem
+    try:
+        data = candidate.path.read_bytes()
+    except IsADirectoryError:
+        return "is a directory, not an image"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    try:
+        grey = decode_grey(data, config.max_pixels)
+        height, width = grey.shape
+        label, tag = candidate.label, candidate.tag
+        if config.labelrow:
+            if height < 2:
+                return "labelrow image has no rows below the label row"
+            label, tag = int(grey[0, 0]), str(int(grey[0, 1])) if width > 1 else ""
+            grey = grey[1:]
+            if label not in config.classes:
+                return f"label {label} (from the label row) is not in the class set"
+        images = normalize(grey, config.sizes, config.options)
+    except (UnusableImage, BlankImage) as exc:
+        return str(exc)
+    except Exception as exc:  # a decoder bug on a hostile file must not end the run
+        return f"cannot decode ({exc.__class__.__name__}: {exc})"
+    digest = hashlib.sha256(data).hexdigest()
+    return images, (candidate.display, label, tag, candidate.origin, width, height, digest)
+
+
+def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
+    """Many files -> stacked rows; the unit of work sent to a worker process."""
+    per_size: list[list[np.ndarray]] = [[] for _ in config.sizes]
+    labels: list[int] = []
+    manifest: list[tuple] = []
+    errors: list[tuple[str, str]] = []
+    for candidate in candidates:
+        result = process_file(candidate, config)
+        if isinstance(result, str):
+            errors.append((candidate.display, result))
+            continue
+        images, row = result
+        for bucket, image in zip(per_size, images):
+            bucket.append(image.ravel())
+        labels.append(row[1])
+        manifest.append(row)
+    pixels = [
+        np.stack(bucket) if bucket else np.zeros((0, size * size), np.uint8)
+        for bucket, size in zip(per_size, config.sizes)
+    ]
+    return ChunkResult(pixels, np.asarray(labels, np.int64), manifest, errors)
+
+
+_worker_config: BuildConfig | None = None
+
+
+def _init_worker(config: BuildConfig) -> None:
+    global _worker_config
+    _worker_config = config
+
+
+def _work(candidates: list[Candidate]) -> ChunkResult:
+    return process_chunk(candidates, _worker_config)
+
+
+def process_all(candidates: list[Candidate], config: BuildConfig, jobs: int) -> Iterator[ChunkResult]:
+    """Chunk results in file order, computed on ``jobs`` processes (1: in this process)."""
+    chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
+    if jobs <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield process_chunk(chunk, config)
+        return
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with context.Pool(min(jobs, len(chunks)), initializer=_init_worker, initargs=(config,)) as pool:
+        yield from pool.imap(_work, chunks)
+
+
+def build_dataset(
+    sources: list[Path],
+    out: Path,
+    config: BuildConfig,
+    label_mode: str = "auto",
+    pattern: str | None = None,
+    origin: str | None = None,
+    jobs: int = 0,
+    strict: bool = False,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> BuildSummary:
+    """Build one-hot CSVs from labelled images. With ``strict`` nothing is written if any file
+    is skipped. Raises nothing for bad files: they are reported through ``on_skip``."""
+    candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
+    on_start(len(candidates))
+    jobs = jobs or os.cpu_count() or 1
+    csv_paths = output_paths(out, config.sizes)
+    writers = {
+        "csv": [AtomicWriter(p) for p in csv_paths],
+        "manifest": [AtomicWriter(sidecar_path(p, "manifest")) for p in csv_paths],
+        "errors": [AtomicWriter(sidecar_path(p, "errors")) for p in csv_paths],
+        "build": [AtomicWriter(sidecar_path(p, "build")) for p in csv_paths],
+    }
+    all_writers = [w for group in writers.values() for w in group]
+    summary = BuildSummary()
+    try:
+        for writer, size in zip(writers["csv"], config.sizes):
+            writer.write(onehot_header(size * size, config.classes))
+        for writer in writers["manifest"]:
+            writer.write(csv_text(MANIFEST_HEADER, []))
+        for writer in writers["errors"]:
+            writer.write(csv_text(ERRORS_HEADER, []))
+        for result in process_all(candidates, config, jobs):
+            for writer, pixels in zip(writers["csv"], result.pixels):
+                writer.write(encode_onehot_rows(pixels, result.labels, config.classes))
+            manifest_text = _rows_only(MANIFEST_HEADER, result.manifest)
+            errors_text = _rows_only(ERRORS_HEADER, result.errors)
+            for writer in writers["manifest"]:
+                writer.write(manifest_text)
+            for writer in writers["errors"]:
+                writer.write(errors_text)
+            for path, reason in result.errors:
+                on_skip(path, reason)
+            summary.written += len(result.manifest)
+            summary.skipped += len(result.errors)
+            summary.errors.extend(result.errors)
+            on_progress(len(result.manifest) + len(result.errors))
+        record = build_record(sources, config, label_mode, pattern, summary)
+        for writer, size in zip(writers["build"], config.sizes):
+            writer.write((json.dumps({**record, "size": size}, indent=2, sort_keys=True) + "\n").encode())
+    except BaseException:
+        for writer in all_writers:
+            writer.abort()
+        raise
+    if strict and summary.skipped:
+        for writer in all_writers:
+            writer.abort()
+        return summary
+    for writer in all_writers:
+        writer.commit()
+    summary.outputs = csv_paths
+    return summary
+
+
+def _rows_only(header: list[str], rows: list[tuple]) -> bytes:
+    """CSV lines for rows, without the header line csv_text adds."""
+    if not rows:
+        return b""
+    return csv_text(header, rows).split(b"\n", 1)[1]
+
+
+def build_record(sources, config: BuildConfig, label_mode, pattern, summary: BuildSummary) -> dict:
+    """The options the data was built with, for the trainer to store in its models."""
+    options = asdict(config.options)
+    return {
+        "sources": [Path(os.path.relpath(s)).as_posix() for s in sources],
+        "classes": format_classes(config.classes),
+        "labels": "pattern" if pattern else label_mode,
+        "pattern": pattern,
+        "deskew": options["deskew"],
+        "center": options["center"],
+        "box": options["box"],
+        "rows": summary.written,
+        "skipped": summary.skipped,
+    }

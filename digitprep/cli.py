@@ -1,0 +1,149 @@
+"""The `digitprep` command: thin click wrappers around the library; no logic a test would call."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+
+import click
+
+from digitprep.build import BuildConfig, build_dataset, sidecar_path
+from digitprep.classes import parse_classes
+from digitprep.csvio import DatasetFormatError, read_onehot_csv
+from digitprep.decode import DEFAULT_MAX_PIXELS
+from digitprep.normalize import MNIST_BOX, NormalizeOptions
+from digitprep.sources import LABEL_MODES
+
+
+def classes_option(function):
+    return click.option(
+        "--classes", "classes_spec", default="0-9", show_default=True,
+        help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
+    )(function)
+
+
+def normalize_options(function):
+    """--deskew, --center, --box: shared by every command that normalises images."""
+    function = click.option("--box", type=click.FloatRange(0.05, 1.0), default=MNIST_BOX, show_default="20/28",
+                            help="With --center: share of the side the digit's longer edge is fitted into.")(function)
+    function = click.option("--center/--no-center", default=False,
+                            help="Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.")(function)
+    function = click.option("--deskew/--no-deskew", default=False,
+                            help="Undo slant: shear from second-order image moments.")(function)
+    return function
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise or with --quiet."""
+
+    def __init__(self, quiet: bool, label: str):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.label = label
+        self.bar = None
+        self.stack = contextlib.ExitStack()
+
+    def start(self, total: int) -> None:
+        if self.enabled:
+            self.bar = self.stack.enter_context(click.progressbar(length=total, label=self.label, file=sys.stderr))
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stack.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Turn folders of labelled digit images into clean one-hot CSV training data."""
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--size", "sizes", type=click.IntRange(2, 512), multiple=True, default=(20,), show_default=True,
+              help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.")
+@click.option("--labels", "label_mode", type=click.Choice(LABEL_MODES), default="auto", show_default=True,
+              help="Where labels come from: folder (ROOT/<label>/x.png), filename (<label>_<tag>_<n>.png), "
+                   "labelrow (the original extra first row), or auto (folder if it is a digit, else file name).")
+@click.option("--pattern", default=None,
+              help="Regex searched in each file name (without extension) with named groups 'label' and optional 'tag'.")
+@classes_option
+@normalize_options
+@click.option("--origin", default=None, help="Origin recorded in the manifest [default: each source folder's name].")
+@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images with more pixels than this (before decoding them).")
+@click.option("--strict", is_flag=True, help="Any unusable file is an error: exit 1 and write nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
+def build(sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, jobs, max_pixels,
+          strict, quiet):
+    """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
+    classes = _parse_classes(classes_spec)
+    sizes = tuple(dict.fromkeys(sizes))
+    config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    with Progress(quiet, "decoding") as progress:
+        try:
+            summary = build_dataset(list(sources), out, config, label_mode, pattern, origin, jobs, strict,
+                                    on_skip=report_skip, on_start=progress.start, on_progress=progress.advance)
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+    if strict and summary.skipped:
+        raise click.ClickException(
+            f"--strict: {summary.skipped} file(s) could not be used; nothing written")
+    names = ", ".join(str(p) for p in summary.outputs)
+    skipped = f"; skipped {summary.skipped} (see {sidecar_path(summary.outputs[0], 'errors')})" if summary.skipped else ""
+    click.echo(f"wrote {summary.written} rows to {names}{skipped}", err=True)
+
+
+@main.command()
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
+@click.option("--per-class", type=click.IntRange(1, 100), default=12, show_default=True, help="Samples shown per class.")
+@click.option("--scale", type=click.IntRange(0, 32), default=0, help="Pixel magnification [default: 0 = automatic].")
+@click.option("--seed", type=int, default=None, help="Pick random samples with this seed [default: the first rows].")
+def show(csv_path, out, per_class, scale, seed):
+    """Write a contact sheet of CSV's samples: one row per class."""
+    from digitprep.csvio import write_atomic
+    from digitprep.sheet import contact_sheet
+    import cv2
+
+    try:
+        pixels, labels, classes = read_onehot_csv(csv_path)
+    except DatasetFormatError as exc:
+        raise click.ClickException(str(exc)) from None
+    sheet = contact_sheet(pixels, labels, classes, per_class, scale, seed)
+    ok, encoded = cv2.imencode(".png", sheet)
+    write_atomic(out, encoded.tobytes())
+    click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
+
+
+@main.command()
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write <label>_8_<n>.png files into.")
+def digits(out_dir):
+    """Export scikit-learn's bundled handwritten 8x8 digits (1797) as labelled PNGs (tag 8)."""
+    from digitprep.pngtree import write_labelled_pngs
+    from digitprep.sklearn_digits import load_sklearn_digits
+
+    images, labels = load_sklearn_digits()
+    count = write_labelled_pngs(images, labels, out_dir, tag="8", layout="name")
+    click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+
+
+def _parse_classes(spec: str) -> tuple[int, ...]:
+    try:
+        return parse_classes(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--classes") from None

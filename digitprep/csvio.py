@@ -1,0 +1,157 @@
+"""One-hot CSV files: fast vectorised writing, reading back, and atomic replacement on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from digitprep.classes import classes_from_columns, onehot_column_names
+
+
+def _code_table(terminator: bytes) -> np.ndarray:
+    """(256, 4) bytes: the decimal digits of each value then the terminator, NUL-padded."""
+    table = np.zeros((256, 4), np.uint8)
+    for value in range(256):
+        text = str(value).encode() + terminator
+        table[value, : len(text)] = np.frombuffer(text, np.uint8)
+    return table
+
+
+_VALUE_THEN_COMMA = _code_table(b",")
+_VALUE_THEN_NEWLINE = _code_table(b"\n")
+
+
+def encode_uint8_rows(matrix: np.ndarray) -> bytes:
+    """CSV text of a uint8 matrix, one line per row, without Python loops over values."""
+    if matrix.size == 0:
+        return b""
+    codes = _VALUE_THEN_COMMA[matrix]
+    codes[:, -1] = _VALUE_THEN_NEWLINE[matrix[:, -1]]
+    flat = codes.reshape(-1)
+    return flat[flat != 0].tobytes()
+
+
+def onehot(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """uint8 one-hot matrix (n, len(classes)) of digit labels."""
+    index = np.full(10, -1, np.int64)
+    index[list(classes)] = np.arange(len(classes))
+    positions = index[np.asarray(labels, np.int64)]
+    if (positions < 0).any():
+        raise ValueError("label outside the class set")
+    out = np.zeros((len(positions), len(classes)), np.uint8)
+    out[np.arange(len(positions)), positions] = 1
+    return out
+
+
+def onehot_header(n_pixels: int, classes: tuple[int, ...]) -> bytes:
+    """The header line: pixel1..pixelN then isZero..isNine (or the subset in ``classes``)."""
+    names = [f"pixel{i}" for i in range(1, n_pixels + 1)] + onehot_column_names(classes)
+    return (",".join(names) + "\n").encode()
+
+
+def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> bytes:
+    """Data lines of a one-hot CSV: pixels (n, N) uint8 then the one-hot columns."""
+    return encode_uint8_rows(np.hstack((pixels.astype(np.uint8, copy=False), onehot(labels, classes))))
+
+
+class AtomicWriter:
+    """A binary file written under a temporary name and renamed into place only on commit.
+
+    An interrupted run (exception, Ctrl-C, kill) leaves any previous file at ``path`` untouched.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.temp = Path(temp)
+        self.file = os.fdopen(handle, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp, self.path)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file atomically."""
+    writer = AtomicWriter(path)
+    try:
+        writer.write(data)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+
+
+def csv_text(header: list[str], rows: list[tuple]) -> bytes:
+    """A small CSV (manifest, errors) as bytes, quoting as the csv module does."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def write_onehot_csv(path: Path, pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> None:
+    """Write a whole one-hot CSV atomically."""
+    write_atomic(path, onehot_header(pixels.shape[1], classes) + encode_onehot_rows(pixels, labels, classes))
+
+
+class DatasetFormatError(ValueError):
+    """A CSV that is not a one-hot digit data set; the message names the file and the reason."""
+
+
+def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Read a one-hot CSV -> (pixels uint8 (n, N), labels int64 (n,), classes)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="ascii") as handle:
+            header = handle.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    pixel_columns = [c for c in header if c.startswith("pixel")]
+    class_columns = header[len(pixel_columns) :]
+    if not pixel_columns or pixel_columns != [f"pixel{i}" for i in range(1, len(pixel_columns) + 1)]:
+        raise DatasetFormatError(f"{path}: header does not start with pixel1..pixelN")
+    try:
+        classes = classes_from_columns(class_columns)
+    except ValueError as exc:
+        raise DatasetFormatError(f"{path}: {exc}") from None
+    if not classes:
+        raise DatasetFormatError(f"{path}: no one-hot columns (isZero..isNine) after the pixels")
+    try:
+        frame = pd.read_csv(path, dtype=np.uint8, engine="c")
+    except (ValueError, OverflowError, pd.errors.ParserError) as exc:
+        raise DatasetFormatError(f"{path}: bad data ({str(exc).splitlines()[0]})") from None
+    values = frame.to_numpy()
+    pixels = np.ascontiguousarray(values[:, : len(pixel_columns)])
+    targets = values[:, len(pixel_columns) :]
+    if len(values) and not ((targets.sum(axis=1) == 1) & (targets.max(axis=1) == 1)).all():
+        bad = int(np.flatnonzero((targets.sum(axis=1) != 1) | (targets.max(axis=1) != 1))[0])
+        raise DatasetFormatError(f"{path}: row {bad + 1} is not a valid one-hot label")
+    labels = np.asarray(classes, np.int64)[targets.argmax(axis=1)]
+    return pixels, labels, classes
+
+
+def side_of(n_pixels: int) -> int:
+    """The side of a square image with ``n_pixels`` pixels; ValueError when it is not square."""
+    side = int(round(n_pixels**0.5))
+    if side * side != n_pixels:
+        raise ValueError(f"{n_pixels} pixels is not a square image")
+    return side

@@ -1,0 +1,137 @@
+"""Decode image bytes, whatever the format, into a grey uint8 array with ink high (MNIST's way)."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import cv2
+import numpy as np
+from PIL import Image
+
+# libpng/OpenCV warnings about broken files would add a second stderr line per bad file;
+# the caller reports each one itself, once.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+DEFAULT_MAX_PIXELS = 64_000_000  # a 64-megapixel scan; anything larger is treated as a bomb
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"P5", "pnm"),
+    (b"P6", "pnm"),
+)
+
+
+class UnusableImage(Exception):
+    """The bytes cannot become a digit image; the message is the reason shown to the user."""
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format named by the file's leading bytes, or None when it is not an image."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def header_dimensions(data: bytes, fmt: str) -> tuple[int, int]:
+    """(width, height) read from the header alone, without decoding any pixels."""
+    if fmt == "png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise UnusableImage("truncated PNG header")
+        return struct.unpack(">II", data[16:24])
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except Image.DecompressionBombError as exc:
+        raise UnusableImage(f"refused: {exc}") from None
+    except Exception:
+        raise UnusableImage(f"corrupt {fmt.upper()} header") from None
+
+
+def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode to OpenCV's native layout (grey, BGR or BGRA; uint8 or uint16), checking size first."""
+    if not data:
+        raise UnusableImage("empty file")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise UnusableImage("not an image (unknown file signature)")
+    width, height = header_dimensions(data, fmt)
+    if width == 0 or height == 0:
+        raise UnusableImage(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise UnusableImage(
+            f"refused: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)"
+        )
+    native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if native is None:
+        native = _decode_with_pillow(data, fmt)
+    if native.dtype not in (np.uint8, np.uint16):
+        native = _to_uint8_range(native)
+    return native
+
+
+def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
+    """Fallback for files OpenCV rejects (unusual GIF/WEBP/TIFF flavours); truncation is an error."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+                rgba = np.asarray(im.convert("RGBA"))
+                return cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(im).astype(np.uint16)
+            return np.asarray(im.convert("L"))
+    except Exception:
+        raise UnusableImage(f"truncated or corrupt {fmt.upper()} data") from None
+
+
+def _to_uint8_range(native: np.ndarray) -> np.ndarray:
+    """Float or 32-bit images (some TIFFs) scaled linearly onto 0-255."""
+    values = native.astype(np.float64)
+    low, high = np.nanmin(values), np.nanmax(values)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.round((values - low) * scale).astype(np.uint8)
+
+
+def to_grey(native: np.ndarray) -> np.ndarray:
+    """Grey uint8 from any native layout: 16-bit scaled, alpha composited on white.
+
+    When the colour channels carry nothing and the ink lives only in the alpha channel (a
+    transparent canvas drawn on with a single colour), the alpha channel itself is the ink.
+    """
+    if native.dtype == np.uint16:
+        native = ((native.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if native.ndim == 2:
+        return native
+    channels = native.shape[2]
+    if channels == 1:
+        return native[:, :, 0]
+    if channels == 3:
+        return cv2.cvtColor(native, cv2.COLOR_BGR2GRAY)
+    colour = cv2.cvtColor(native[:, :, :3], cv2.COLOR_BGR2GRAY)
+    alpha = native[:, :, 3]
+    if alpha.min() == 255:
+        return colour
+    visible = alpha > 0
+    if not visible.any() or np.ptp(colour[visible]) == 0:
+        # One colour wherever anything is visible: the drawing is the alpha mask itself.
+        # Returned as dark ink on white paper, like the composite of black ink would be.
+        return (255 - alpha).astype(np.uint8)
+    # Composite on white: grey = colour * a + 255 * (1 - a), in integers with rounding.
+    a = alpha.astype(np.uint32)
+    composite = (colour.astype(np.uint32) * a + 255 * (255 - a) + 127) // 255
+    return composite.astype(np.uint8)
+
+
+def decode_grey(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Bytes of any supported image -> 2-D grey uint8 (polarity not yet decided)."""
+    return to_grey(decode_native(data, max_pixels))
