@@ -34,7 +34,7 @@ class BuildConfig:
 
     sizes: tuple[int, ...]
     classes: tuple[int, ...]
-    options: NormalizeOptions = NormalizeOptions()
+    options: NormalizeOptions = field(default_factory=NormalizeOptions)
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
 

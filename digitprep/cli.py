@@ -18,19 +18,31 @@ from digitprep.sources import LABEL_MODES
 
 def classes_option(function):
     return click.option(
-        "--classes", "classes_spec", default="0-9", show_default=True,
+        "--classes",
+        "classes_spec",
+        default="0-9",
+        show_default=True,
         help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     )(function)
 
 
 def normalize_options(function):
     """--deskew, --center, --box: shared by every command that normalises images."""
-    function = click.option("--box", type=click.FloatRange(0.05, 1.0), default=MNIST_BOX, show_default="20/28",
-                            help="With --center: share of the side the digit's longer edge is fitted into.")(function)
-    function = click.option("--center/--no-center", default=False,
-                            help="Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.")(function)
-    function = click.option("--deskew/--no-deskew", default=False,
-                            help="Undo slant: shear from second-order image moments.")(function)
+    function = click.option(
+        "--box",
+        type=click.FloatRange(0.05, 1.0),
+        default=MNIST_BOX,
+        show_default="20/28",
+        help="With --center: share of the side the digit's longer edge is fitted into.",
+    )(function)
+    function = click.option(
+        "--center/--no-center",
+        default=False,
+        help="Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
+    )(function)
+    function = click.option(
+        "--deskew/--no-deskew", default=False, help="Undo slant: shear from second-order image moments."
+    )(function)
     return function
 
 
@@ -65,25 +77,51 @@ def main():
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--size", "sizes", type=click.IntRange(2, 512), multiple=True, default=(20,), show_default=True,
-              help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.")
-@click.option("--labels", "label_mode", type=click.Choice(LABEL_MODES), default="auto", show_default=True,
-              help="Where labels come from: folder (ROOT/<label>/x.png), filename (<label>_<tag>_<n>.png), "
-                   "labelrow (the original extra first row), or auto (folder if it is a digit, else file name).")
-@click.option("--pattern", default=None,
-              help="Regex searched in each file name (without extension) with named groups 'label' and optional 'tag'.")
+@click.option(
+    "--size",
+    "sizes",
+    type=click.IntRange(2, 512),
+    multiple=True,
+    default=(20,),
+    show_default=True,
+    help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.",
+)
+@click.option(
+    "--labels",
+    "label_mode",
+    type=click.Choice(LABEL_MODES),
+    default="auto",
+    show_default=True,
+    help="Where labels come from: folder (ROOT/<label>/x.png), filename (<label>_<tag>_<n>.png), "
+    "labelrow (the original extra first row), or auto (folder if it is a digit, else file name).",
+)
+@click.option(
+    "--pattern",
+    default=None,
+    help="Regex searched in each file name (without extension) with named groups 'label' and optional 'tag'.",
+)
 @classes_option
 @normalize_options
 @click.option("--origin", default=None, help="Origin recorded in the manifest [default: each source folder's name].")
 @click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
-@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse images with more pixels than this (before decoding them).")
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images with more pixels than this (before decoding them).",
+)
 @click.option("--strict", is_flag=True, help="Any unusable file is an error: exit 1 and write nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
-def build(sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, jobs, max_pixels,
-          strict, quiet):
+def build(
+    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, jobs, max_pixels, strict, quiet
+):
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
     classes = _parse_classes(classes_spec)
     sizes = tuple(dict.fromkeys(sizes))
@@ -95,43 +133,60 @@ def build(sources, sizes, out, label_mode, pattern, classes_spec, deskew, center
 
     with Progress(quiet, "decoding") as progress:
         try:
-            summary = build_dataset(list(sources), out, config, label_mode, pattern, origin, jobs, strict,
-                                    on_skip=report_skip, on_start=progress.start, on_progress=progress.advance)
+            summary = build_dataset(
+                list(sources),
+                out,
+                config,
+                label_mode,
+                pattern,
+                origin,
+                jobs,
+                strict,
+                on_skip=report_skip,
+                on_start=progress.start,
+                on_progress=progress.advance,
+            )
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
     if strict and summary.skipped:
-        raise click.ClickException(
-            f"--strict: {summary.skipped} file(s) could not be used; nothing written")
+        raise click.ClickException(f"--strict: {summary.skipped} file(s) could not be used; nothing written")
     names = ", ".join(str(p) for p in summary.outputs)
-    skipped = f"; skipped {summary.skipped} (see {sidecar_path(summary.outputs[0], 'errors')})" if summary.skipped else ""
+    skipped = ""
+    if summary.skipped:
+        skipped = f"; skipped {summary.skipped} (see {sidecar_path(summary.outputs[0], 'errors')})"
     click.echo(f"wrote {summary.written} rows to {names}{skipped}", err=True)
 
 
 @main.command()
 @click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
-@click.option("--per-class", type=click.IntRange(1, 100), default=12, show_default=True, help="Samples shown per class.")
+@click.option(
+    "--per-class", type=click.IntRange(1, 100), default=12, show_default=True, help="Samples shown per class."
+)
 @click.option("--scale", type=click.IntRange(0, 32), default=0, help="Pixel magnification [default: 0 = automatic].")
 @click.option("--seed", type=int, default=None, help="Pick random samples with this seed [default: the first rows].")
 def show(csv_path, out, per_class, scale, seed):
     """Write a contact sheet of CSV's samples: one row per class."""
     from digitprep.csvio import write_atomic
+    from digitprep.pngtree import encode_png
     from digitprep.sheet import contact_sheet
-    import cv2
 
     try:
         pixels, labels, classes = read_onehot_csv(csv_path)
     except DatasetFormatError as exc:
         raise click.ClickException(str(exc)) from None
     sheet = contact_sheet(pixels, labels, classes, per_class, scale, seed)
-    ok, encoded = cv2.imencode(".png", sheet)
-    write_atomic(out, encoded.tobytes())
+    write_atomic(out, encode_png(sheet))
     click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
 
 
 @main.command()
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write <label>_8_<n>.png files into.")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <label>_8_<n>.png files into.",
+)
 def digits(out_dir):
     """Export scikit-learn's bundled handwritten 8x8 digits (1797) as labelled PNGs (tag 8)."""
     from digitprep.pngtree import write_labelled_pngs

@@ -68,9 +68,7 @@ def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     if width == 0 or height == 0:
         raise UnusableImage(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise UnusableImage(
-            f"refused: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)"
-        )
+        raise UnusableImage(f"refused: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)")
     native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if native is None:
         native = _decode_with_pillow(data, fmt)

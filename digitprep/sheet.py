@@ -9,7 +9,9 @@ GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
 
 
-def pick_samples(labels: np.ndarray, classes: tuple[int, ...], per_class: int, seed: int | None = None) -> list[np.ndarray]:
+def pick_samples(
+    labels: np.ndarray, classes: tuple[int, ...], per_class: int, seed: int | None = None
+) -> list[np.ndarray]:
     """Row indices to show for each class: the first ``per_class``, or a seeded random choice."""
     rng = np.random.default_rng(seed) if seed is not None else None
     picks = []
@@ -22,10 +24,15 @@ def pick_samples(labels: np.ndarray, classes: tuple[int, ...], per_class: int, s
 
 
 def contact_sheet(
-    pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...], per_class: int = 12, scale: int = 0, seed: int | None = None
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[int, ...],
+    per_class: int = 12,
+    scale: int = 0,
+    seed: int | None = None,
 ) -> np.ndarray:
     """uint8 image: one row per class (label on the left), up to ``per_class`` samples each."""
-    side = int(round(pixels.shape[1] ** 0.5))
+    side = round(pixels.shape[1] ** 0.5)
     scale = scale or max(1, 48 // side)
     tile = side * scale
     label_width = max(tile, 24)
@@ -37,8 +44,16 @@ def contact_sheet(
         top = GAP + r * (tile + GAP)
         sheet[top : top + tile, :label_width] = 255
         font_scale = tile / 40
-        cv2.putText(sheet, str(digit), (label_width // 4, top + int(tile * 0.75)), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, 0, max(1, tile // 24), cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            str(digit),
+            (label_width // 4, top + int(tile * 0.75)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            0,
+            max(1, tile // 24),
+            cv2.LINE_AA,
+        )
         for c in range(per_class):
             left = label_width + GAP + c * (tile + GAP)
             if c < len(indices):
