@@ -17,6 +17,7 @@ MIN_INK_CONTRAST = 24  # ink fainter than this above the paper is not a digit: a
 FAINT_PEAK = 192  # ink peaking below this is stretched up to 255; stronger ink is left alone
 SPECK_FRACTION = 0.05  # ink blobs smaller than this share of the largest are noise, not strokes
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
+PAPER_NOISE_SPREADS = 4.5  # paper grain up to this many robust deviations above its level is not ink
 
 
 class BlankImage(ValueError):
@@ -52,7 +53,7 @@ def ink_high(grey: np.ndarray) -> np.ndarray:
 def remove_background(ink: np.ndarray) -> np.ndarray:
     """Subtract the paper level plus its noise, stretch faint ink to full range; blank -> error.
 
-    The paper level is the median of the frame and its noise three robust deviations (MAD), so
+    The paper level is the median of the frame and its noise 4.5 robust deviations (MAD), so
     a clean black background (MNIST) is left exactly as it is.
     """
     frame = border_pixels(ink)
@@ -61,7 +62,7 @@ def remove_background(ink: np.ndarray) -> np.ndarray:
     else:
         level = float(np.median(frame))
         spread = 1.4826 * float(np.median(np.abs(frame - level)))
-        threshold = int(np.ceil(level + 3 * spread))
+        threshold = int(np.ceil(level + PAPER_NOISE_SPREADS * spread))
     peak = int(ink.max())
     if peak - threshold < MIN_INK_CONTRAST:
         raise BlankImage("blank image (no ink found)")

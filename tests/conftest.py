@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny images written in the test, and the real MNIST from ../shared/data."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+CACHE = REPO / "data" / "cache"
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None, fmt: str = "PNG", **save) -> bytes:
+    """Encode an array with Pillow in a given mode (L, I;16, RGB, RGBA, LA, P...)."""
+    buffer = io.BytesIO()
+    image = Image.fromarray(array, mode) if mode else Image.fromarray(array)
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def write_image(path: Path, array: np.ndarray, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(array, **kw))
+    return path
+
+
+def drawn_digit(
+    text: str = "7",
+    canvas: int = 120,
+    at: tuple[int, int] = (20, 70),
+    scale: float = 2.0,
+    thickness: int = 6,
+    ink: int = 0,
+    paper: int = 255,
+) -> np.ndarray:
+    """A digit drawn with OpenCV's Hershey font: dark ink on light paper by default."""
+    image = np.full((canvas, canvas), paper, np.uint8)
+    cv2.putText(image, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, ink, thickness, cv2.LINE_AA)
+    return image
+
+
+@pytest.fixture(scope="session")
+def mnist_png_root() -> Path:
+    """The 70 000 MNIST PNGs extracted once into data/cache (git-ignored); skip without shared data."""
+    tarball = SHARED_MNIST / "mnist_png.tar.gz"
+    if not tarball.exists():
+        pytest.skip("../shared/data/mnist is absent")
+    if not (CACHE / "testing" / "9").is_dir() or not (CACHE / "training" / "9").is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["tar", "xzf", str(tarball), "-C", str(CACHE)], check=True)
+    return CACHE
+
+
+@pytest.fixture(scope="session")
+def t10k() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST test images and labels straight from the IDX files (no project code involved)."""
+    import gzip
+
+    images = SHARED_MNIST / "t10k-images-idx3-ubyte.gz"
+    if not images.exists():
+        pytest.skip("../shared/data/mnist is absent")
+    pixels = np.frombuffer(gzip.open(images).read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    labels = np.frombuffer(gzip.open(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
+    return pixels, labels.astype(np.int64)

@@ -1,0 +1,185 @@
+"""`digitprep build` end to end on small messy folders written by the tests."""
+
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import digitprep.build as build_module
+from conftest import drawn_digit, write_image
+from digitprep.build import BuildConfig, build_dataset
+from digitprep.cli import main
+from digitprep.csvio import read_onehot_csv
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["build", *map(str, args)])
+
+
+def good_folder(root):
+    """Three usable digits in three flavours."""
+    write_image(root / "1" / "a.png", drawn_digit("1"))  # dark ink on white, 8-bit
+    light_on_dark = drawn_digit("2", ink=255, paper=0)
+    write_image(root / "2" / "b.png", np.dstack([light_on_dark] * 3 + [np.full_like(light_on_dark, 255)]), mode="RGBA")
+    write_image(root / "3" / "c.png", drawn_digit("3").astype(np.uint16) * 257)  # 16-bit
+    return root
+
+
+def add_bad_files(root):
+    """One of every kind of unusable input, with the reason each must produce."""
+    (root / "1" / "empty.png").write_bytes(b"")
+    (root / "1" / "trunc.png").write_bytes((root / "1" / "a.png").read_bytes()[:60])
+    (root / "2" / "text.png").write_text("not a picture")
+    write_image(root / "2" / "blank.png", np.full((50, 50), 255, np.uint8))
+    write_image(root / "9" / "nine.png", drawn_digit("9"))
+    write_image(root / "misc" / "unlabelled.png", drawn_digit("4"))
+    bomb = bytearray((root / "1" / "a.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2
+    (root / "3" / "bomb.png").write_bytes(bytes(bomb))
+    (root / "3" / "folder.png").mkdir()
+    os.symlink(root / "nowhere.png", root / "3" / "dangling.png")
+    return {
+        "1/empty.png": "empty file",
+        "1/trunc.png": "truncated",
+        "2/text.png": "not an image",
+        "2/blank.png": "blank image",
+        "9/nine.png": "label 9 is not in the class set",
+        "misc/unlabelled.png": "no label",
+        "3/bomb.png": "60000x60000",
+        "3/folder.png": "is a directory",
+        "3/dangling.png": "dangling symbolic link",
+    }
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_every_bad_input_is_reported_and_good_files_still_land(in_tmp):
+    src = good_folder(in_tmp / "src")
+    expected = add_bad_files(src)
+    result = run("src", "--size", 20, "--classes", "1-5", "--labels", "folder", "--center", "--out", "out.csv")
+    assert result.exit_code == 0, result.output
+    pixels, labels, classes = read_onehot_csv(in_tmp / "out.csv")
+    assert labels.tolist() == [1, 2, 3] and classes == (1, 2, 3, 4, 5) and pixels.shape == (3, 400)
+    errors = (in_tmp / "out.errors.csv").read_text().splitlines()
+    assert errors[0] == "path,reason" and len(errors) == 1 + len(expected)
+    reasons = dict(line.split(",", 1) for line in errors[1:])
+    for name, reason in expected.items():
+        assert reason in reasons[f"src/{name}"], name
+    skip_lines = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skip_lines) == len(expected)
+    assert "wrote 3 rows" in result.stderr and "skipped 9" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_all_three_flavours_come_out_ink_high(in_tmp):
+    good_folder(in_tmp / "src")
+    assert run("src", "--size", 28, "--center", "--out", "o.csv").exit_code == 0
+    pixels, labels, _ = read_onehot_csv(in_tmp / "o.csv")
+    images = pixels.reshape(-1, 28, 28)
+    assert (images[:, 0, :] == 0).all() and (images[:, :, 0] == 0).all()  # background 0
+    assert (images.max(axis=(1, 2)) == 255).all()  # ink 255
+
+
+def test_strict_writes_nothing_and_fails(in_tmp):
+    src = good_folder(in_tmp / "src")
+    (src / "1" / "empty.png").write_bytes(b"")
+    (in_tmp / "out.csv").write_text("previous\n")
+    result = run("src", "--size", 8, "--strict", "--out", "out.csv")
+    assert result.exit_code == 1 and "nothing written" in result.output
+    assert (in_tmp / "out.csv").read_text() == "previous\n"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["out.csv", "src"]
+
+
+def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch):
+    src = good_folder(in_tmp / "src")
+    add_bad_files(src)
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 2)  # several chunks over several workers
+    outputs = []
+    for jobs in (1, 2, 2):
+        assert (
+            run("src", "--size", 20, "--size", 8, "--deskew", "--center", "--jobs", jobs, "--out", "d.csv").exit_code
+            == 0
+        )
+        outputs.append({p.name: p.read_bytes() for p in sorted(in_tmp.glob("d_*"))})
+    assert sorted(outputs[0]) == [
+        "d_20.build.json",
+        "d_20.csv",
+        "d_20.errors.csv",
+        "d_20.manifest.csv",
+        "d_8.build.json",
+        "d_8.csv",
+        "d_8.errors.csv",
+        "d_8.manifest.csv",
+    ]
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_manifest_describes_each_row(in_tmp):
+    good_folder(in_tmp / "src")
+    run("src", "--size", 8, "--out", "m.csv")
+    lines = (in_tmp / "m.manifest.csv").read_text().splitlines()
+    assert lines[0] == "path,label,tag,origin,width,height,sha256"
+    path, label, tag, origin, width, height, digest = lines[1].split(",")
+    import hashlib
+
+    assert (path, label, origin, width, height) == ("src/1/a.png", "1", "src", "120", "120")
+    assert digest == hashlib.sha256((in_tmp / "src/1/a.png").read_bytes()).hexdigest()
+
+
+def test_labelrow_pngs(in_tmp):
+    image = np.zeros((21, 20), np.uint8)
+    image[0, 0], image[0, 1] = 4, 20
+    image[1:, :] = 255
+    image[5:18, 8:12] = 0
+    write_image(in_tmp / "raw" / "anything.png", image)
+    assert run("raw", "--labels", "labelrow", "--size", 20, "--out", "l.csv").exit_code == 0
+    pixels, labels, _ = read_onehot_csv(in_tmp / "l.csv")
+    assert labels.tolist() == [4]
+    assert (in_tmp / "l.manifest.csv").read_text().splitlines()[1].split(",")[1:3] == ["4", "20"]
+    block = pixels.reshape(20, 20)
+    assert block[4:17, 8:12].min() == 255 and block[:, :7].max() == 0
+
+
+def test_interrupted_build_leaves_previous_csv_untouched(in_tmp, monkeypatch):
+    src = good_folder(in_tmp / "src")
+    run("src", "--size", 8, "--out", "keep.csv")
+    before = {p.name: p.read_bytes() for p in in_tmp.glob("keep*")}
+    real = build_module.process_all
+
+    def interrupted(*args, **kwargs):
+        yield next(real(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 1)
+    monkeypatch.setattr(build_module, "process_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset([src], in_tmp / "keep.csv", BuildConfig((8,), tuple(range(10))), jobs=1)
+    assert {p.name: p.read_bytes() for p in in_tmp.glob("keep*")} == before
+    assert not list(in_tmp.glob(".keep*"))  # no temporary files left behind
+
+
+def test_bad_options_are_one_line_errors(in_tmp):
+    good_folder(in_tmp / "src")
+    result = run("src", "--classes", "9-1", "--out", "x.csv")
+    assert result.exit_code == 2 and "runs backwards" in result.output
+    result = run("src", "--pattern", "(?P<digit>\\d)", "--out", "x.csv")
+    assert result.exit_code == 1 and "named group 'label'" in result.output
+
+
+def test_show_writes_a_contact_sheet(in_tmp):
+    good_folder(in_tmp / "src")
+    run("src", "--size", 20, "--center", "--out", "s.csv")
+    result = CliRunner().invoke(main, ["show", "s.csv", "--out", "sheet.png", "--per-class", "2", "--scale", "2"])
+    assert result.exit_code == 0
+    import cv2
+
+    sheet = cv2.imread(str(in_tmp / "sheet.png"), cv2.IMREAD_GRAYSCALE)
+    assert sheet.shape == (10 * 42 + 2, 40 + 2 * 42 + 2)  # 10 classes x (label + 2 tiles) of 40 px + gaps
+    pixels, _, _ = read_onehot_csv(in_tmp / "s.csv")
+    first_one = np.kron(pixels[0].reshape(20, 20), np.ones((2, 2), np.uint8))
+    assert np.array_equal(sheet[44:84, 42:82], first_one)  # row of class 1, first tile

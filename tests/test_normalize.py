@@ -1,0 +1,155 @@
+"""Normalisation steps on small synthetic images, with exact expected values."""
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import drawn_digit
+from digitprep.normalize import (
+    BlankImage,
+    NormalizeOptions,
+    crop_to_ink,
+    deskew,
+    fit_and_center,
+    ink_bbox,
+    ink_high,
+    normalize,
+    remove_background,
+    resize,
+    skew_of,
+)
+
+
+def centre_of_mass(image):
+    m = cv2.moments(image.astype(np.float64))
+    return m["m10"] / m["m00"], m["m01"] / m["m00"]
+
+
+def test_dark_ink_on_light_paper_is_inverted():
+    image = np.full((5, 5), 250, np.uint8)
+    image[2, 2] = 0
+    expected = np.full((5, 5), 5, np.uint8)
+    expected[2, 2] = 255
+    assert np.array_equal(ink_high(image), expected)
+
+
+def test_light_ink_on_dark_is_kept():
+    image = np.zeros((5, 5), np.uint8)
+    image[1:4, 2] = 200
+    assert ink_high(image) is image
+
+
+def test_paper_and_its_noise_are_removed_and_ink_stretched():
+    rng = np.random.default_rng(0)
+    paper = np.clip(rng.normal(225, 3, (40, 40)), 0, 255).astype(np.uint8)
+    paper[10:30, 18:22] = 30  # a dark stroke
+    clean = remove_background(ink_high(paper))
+    assert clean[0:8].max() == 0 and clean[:, 0:15].max() == 0  # paper is exactly 0
+    assert clean[10:30, 18:22].min() == 255  # the stroke is full ink
+
+
+def test_clean_ink_high_image_passes_through_unchanged():
+    image = np.zeros((28, 28), np.uint8)
+    image[5:20, 10:14] = 254
+    image[5:20, 14] = 3  # faint antialiasing must survive
+    assert np.array_equal(remove_background(image), image)
+
+
+def test_faint_ink_is_stretched_to_full_range():
+    image = np.zeros((10, 10), np.uint8)
+    image[3:7, 3:7] = 100
+    image[3, 3] = 50
+    out = remove_background(image)
+    assert out[4, 4] == 255 and out[3, 3] == 128 and out[0, 0] == 0
+
+
+@pytest.mark.parametrize("level", [0, 255, 128])
+def test_blank_page_is_refused(level):
+    with pytest.raises(BlankImage):
+        remove_background(ink_high(np.full((20, 20), level, np.uint8)))
+
+
+def test_bbox_ignores_stray_noise_pixels():
+    image = np.zeros((50, 50), np.uint8)
+    image[20:35, 22:30] = 255
+    image[2, 2] = image[47, 48] = image[3, 45] = 255  # specks in three corners
+    assert ink_bbox(image) == (22, 20, 8, 15)
+    assert crop_to_ink(image).shape == (15, 8)
+
+
+def test_bbox_keeps_every_real_stroke():
+    image = np.zeros((50, 50), np.uint8)
+    image[10:40, 20:24] = 255  # the stem
+    image[10:13, 26:40] = 255  # a detached top bar, as in a broken 5
+    assert ink_bbox(image) == (20, 10, 20, 30)
+
+
+def test_inter_area_shrink_averages_blocks_exactly():
+    image = np.array([[0, 0, 255, 255], [0, 0, 255, 255], [100, 100, 50, 50], [100, 100, 50, 50]], np.uint8)
+    assert resize(image, 2, 2).tolist() == [[0, 255], [100, 50]]
+    assert resize(image, 4, 4) is image
+
+
+def test_fit_and_center_places_a_block_in_the_mnist_box():
+    block = np.full((40, 20), 255, np.uint8)  # tall ink: fitted to 20 high, 10 wide in 28x28
+    frame = fit_and_center(block, 28)
+    rows, cols = np.nonzero(frame)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 23, 9, 18)
+    assert frame[4:24, 9:19].min() == 255 and frame.sum() == 255 * 200
+
+
+def test_off_centre_digit_on_large_white_canvas_comes_out_centred():
+    canvas = np.full((400, 300), 255, np.uint8)
+    canvas[20:140, 20:130] = drawn_digit("7", canvas=120)[:, 10:120]  # top-left corner
+    for size in (28, 20, 8):
+        (out,) = normalize(canvas, (size,), NormalizeOptions(center=True))
+        cx, cy = centre_of_mass(out)
+        middle = (size - 1) / 2
+        assert abs(cx - middle) <= 0.5 and abs(cy - middle) <= 0.5, (size, cx, cy)
+        x, y, w, h = cv2.boundingRect((out > 0).view(np.uint8))
+        assert max(w, h) <= round(size * 20 / 28) + 1
+
+
+def slanted_bar(slope=0.5, height=60, width=6):
+    image = np.zeros((80, 80), np.uint8)
+    for y in range(10, 10 + height):
+        x = int(10 + slope * (y - 10))
+        image[y, x : x + width] = 255
+    return image
+
+
+def test_slanted_bar_comes_out_upright_after_deskew():
+    bar = slanted_bar()
+    assert skew_of(bar) == pytest.approx(-0.5, abs=0.02) or skew_of(bar) == pytest.approx(0.5, abs=0.02)
+    upright = crop_to_ink(deskew(crop_to_ink(bar)))
+    assert abs(skew_of(upright)) < 0.02
+    assert upright.shape[1] <= 8  # 6 wide plus interpolation fringe; slanted it spans 36
+    (out,) = normalize(bar, (28,), NormalizeOptions(deskew=True, center=True))
+    cols = np.nonzero(out.max(axis=0) > 127)[0]
+    assert cols.max() - cols.min() <= 4  # a vertical stroke, not a diagonal
+
+
+def test_deskew_without_expand_keeps_the_canvas():
+    bar = slanted_bar()
+    assert deskew(bar, expand=False).shape == bar.shape
+    assert abs(skew_of(deskew(bar, expand=False))) < 0.02
+
+
+def test_upright_image_is_left_alone_by_deskew():
+    image = np.zeros((20, 20), np.uint8)
+    image[2:18, 8:12] = 255
+    assert deskew(image) is image
+
+
+def test_one_decode_many_sizes():
+    digit = drawn_digit("3")
+    images = normalize(digit, (28, 20, 8), NormalizeOptions(deskew=True, center=True))
+    assert [im.shape for im in images] == [(28, 28), (20, 20), (8, 8)]
+    assert all(im.dtype == np.uint8 and im.max() > 200 for im in images)
+
+
+def test_without_center_the_whole_image_is_resized():
+    image = np.zeros((40, 40), np.uint8)
+    image[0:20, 0:20] = 255  # top-left quarter stays the top-left quarter
+    (out,) = normalize(image, (4,), NormalizeOptions())
+    assert out.tolist() == [[255, 255, 0, 0], [255, 255, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
