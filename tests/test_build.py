@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import drawn_digit, write_image
 
 import digitprep.build as build_module
-from conftest import drawn_digit, write_image
 from digitprep.build import BuildConfig, build_dataset
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
@@ -79,7 +79,7 @@ def test_every_bad_input_is_reported_and_good_files_still_land(in_tmp):
 def test_all_three_flavours_come_out_ink_high(in_tmp):
     good_folder(in_tmp / "src")
     assert run("src", "--size", 28, "--center", "--out", "o.csv").exit_code == 0
-    pixels, labels, _ = read_onehot_csv(in_tmp / "o.csv")
+    pixels, _, _ = read_onehot_csv(in_tmp / "o.csv")
     images = pixels.reshape(-1, 28, 28)
     assert (images[:, 0, :] == 0).all() and (images[:, :, 0] == 0).all()  # background 0
     assert (images.max(axis=(1, 2)) == 255).all()  # ink 255
@@ -124,7 +124,7 @@ def test_manifest_describes_each_row(in_tmp):
     run("src", "--size", 8, "--out", "m.csv")
     lines = (in_tmp / "m.manifest.csv").read_text().splitlines()
     assert lines[0] == "path,label,tag,origin,width,height,sha256"
-    path, label, tag, origin, width, height, digest = lines[1].split(",")
+    path, label, _tag, origin, width, height, digest = lines[1].split(",")
     import hashlib
 
     assert (path, label, origin, width, height) == ("src/1/a.png", "1", "src", "120", "120")

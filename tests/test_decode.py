@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import png_bytes
 from PIL import Image
 
-from conftest import png_bytes
 from digitprep.decode import UnusableImage, decode_grey, sniff_format
 
 GREY = np.array([[0, 64, 128], [192, 255, 10]], np.uint8)

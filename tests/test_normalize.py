@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from conftest import drawn_digit
+
 from digitprep.normalize import (
     BlankImage,
     NormalizeOptions,
@@ -106,7 +106,7 @@ def test_off_centre_digit_on_large_white_canvas_comes_out_centred():
         cx, cy = centre_of_mass(out)
         middle = (size - 1) / 2
         assert abs(cx - middle) <= 0.5 and abs(cy - middle) <= 0.5, (size, cx, cy)
-        x, y, w, h = cv2.boundingRect((out > 0).view(np.uint8))
+        _, _, w, h = cv2.boundingRect((out > 0).view(np.uint8))
         assert max(w, h) <= round(size * 20 / 28) + 1
 
 
