@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from digitprep.classes import format_classes
@@ -41,11 +42,12 @@ class BuildConfig:
 
 @dataclass
 class ChunkResult:
-    """Rows made from one chunk of files, in file order: good rows per size, manifest, errors."""
+    """One chunk of files made into output text, in file order: CSV lines per size, manifest
+    lines, and the files skipped. Encoded in the worker so the parent only writes."""
 
-    pixels: list[np.ndarray]
-    labels: np.ndarray
-    manifest: list[tuple]
+    csv_lines: list[bytes]
+    manifest_lines: bytes
+    written: int
     errors: list[tuple[str, str]]
 
 
@@ -77,7 +79,8 @@ def process_file(candidate: Candidate, config: BuildConfig) -> tuple[list[np.nda
     if candidate.problem:
         return candidate.problem
     try:
-        data = candidate.path.read_bytes()
+        with open(candidate.path, "rb") as handle:
+            data = handle.read()
     except IsADirectoryError:
         return "is a directory, not an image"
     except OSError as exc:
@@ -118,11 +121,11 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
             bucket.append(image.ravel())
         labels.append(row[1])
         manifest.append(row)
-    pixels = [
-        np.stack(bucket) if bucket else np.zeros((0, size * size), np.uint8)
-        for bucket, size in zip(per_size, config.sizes)
+    label_array = np.asarray(labels, np.int64)
+    csv_lines = [
+        encode_onehot_rows(np.stack(bucket), label_array, config.classes) if bucket else b"" for bucket in per_size
     ]
-    return ChunkResult(pixels, np.asarray(labels, np.int64), manifest, errors)
+    return ChunkResult(csv_lines, _rows_only(MANIFEST_HEADER, manifest), len(manifest), errors)
 
 
 _worker_config: BuildConfig | None = None
@@ -131,10 +134,23 @@ _worker_config: BuildConfig | None = None
 def _init_worker(config: BuildConfig) -> None:
     global _worker_config
     _worker_config = config
+    # The pool already uses every core; OpenCV's own threads on tiny images only add contention.
+    cv2.setNumThreads(1)
 
 
 def _work(candidates: list[Candidate]) -> ChunkResult:
     return process_chunk(candidates, _worker_config)
+
+
+def _worker_context():
+    """Workers start from a clean forkserver that has imported this module once: a plain fork of
+    a parent whose OpenCV thread pool is running can deadlock, and spawn would re-import per worker.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def process_all(candidates: list[Candidate], config: BuildConfig, jobs: int) -> Iterator[ChunkResult]:
@@ -144,7 +160,7 @@ def process_all(candidates: list[Candidate], config: BuildConfig, jobs: int) -> 
         for chunk in chunks:
             yield process_chunk(chunk, config)
         return
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    context = _worker_context()
     with context.Pool(min(jobs, len(chunks)), initializer=_init_worker, initargs=(config,)) as pool:
         yield from pool.imap(_work, chunks)
 
@@ -184,20 +200,19 @@ def build_dataset(
         for writer in writers["errors"]:
             writer.write(csv_text(ERRORS_HEADER, []))
         for result in process_all(candidates, config, jobs):
-            for writer, pixels in zip(writers["csv"], result.pixels):
-                writer.write(encode_onehot_rows(pixels, result.labels, config.classes))
-            manifest_text = _rows_only(MANIFEST_HEADER, result.manifest)
+            for writer, lines in zip(writers["csv"], result.csv_lines):
+                writer.write(lines)
             errors_text = _rows_only(ERRORS_HEADER, result.errors)
             for writer in writers["manifest"]:
-                writer.write(manifest_text)
+                writer.write(result.manifest_lines)
             for writer in writers["errors"]:
                 writer.write(errors_text)
             for path, reason in result.errors:
                 on_skip(path, reason)
-            summary.written += len(result.manifest)
+            summary.written += result.written
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
-            on_progress(len(result.manifest) + len(result.errors))
+            on_progress(result.written + len(result.errors))
         record = build_record(sources, config, label_mode, pattern, summary)
         for writer, size in zip(writers["build"], config.sizes):
             writer.write((json.dumps({**record, "size": size}, indent=2, sort_keys=True) + "\n").encode())

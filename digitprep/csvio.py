@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from digitprep.classes import classes_from_columns, onehot_column_names
 
@@ -135,6 +134,8 @@ def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]
         raise DatasetFormatError(f"{path}: {exc}") from None
     if not classes:
         raise DatasetFormatError(f"{path}: no one-hot columns (isZero..isNine) after the pixels")
+    import pandas as pd  # imported here: `build` never reads CSVs and pandas costs 0.4 s to import
+
     try:
         frame = pd.read_csv(path, dtype=np.uint8, engine="c")
     except (ValueError, OverflowError, pd.errors.ParserError) as exc:

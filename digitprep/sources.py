@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm")
 
 # The original project's names: <label>_<tag>_<anything>.png, tag = drawing size (20 or 8).
 ORIGINAL_NAME = re.compile(r"^(?P<label>\d+)_(?P<tag>\d+)_")
@@ -15,11 +15,11 @@ ORIGINAL_NAME = re.compile(r"^(?P<label>\d+)_(?P<tag>\d+)_")
 LABEL_MODES = ("auto", "folder", "filename", "labelrow")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One file found under a source: where it is, and its label if known before decoding."""
 
-    path: Path
+    path: str
     display: str  # the path shown in messages and the manifest: relative to the working directory
     origin: str
     label: int | None = None
@@ -32,60 +32,51 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def display_path(path: Path) -> str:
-    """Path relative to the working directory (POSIX separators) so outputs do not embed $HOME."""
-    return Path(os.path.relpath(path)).as_posix()
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _walk_images(root: Path):
-    """Yield (path, problem) for image-named entries under root, in natural order."""
-    if not root.is_dir():
-        yield root, None
-        return
-    found: list[tuple[Path, str | None]] = []
-    for folder, dirnames, filenames in os.walk(root):
-        for name in list(dirnames):
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                dirnames.remove(name)
-                found.append((Path(folder, name), "is a directory, not an image"))
-        for name in filenames:
-            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            path = Path(folder, name)
-            if path.is_symlink() and not path.exists():
-                found.append((path, "dangling symbolic link"))
+def walk_images(folder: str, display: str):
+    """Yield (path, display path, parent folder name, problem) for image-named entries under
+    ``folder``, each folder's entries in natural order. Works on strings: this runs once per file
+    of data sets with tens of thousands of files."""
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: natural_key(entry.name))
+    parent = os.path.basename(folder)
+    for entry in entries:
+        shown = f"{display}/{entry.name}" if display != "." else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if _is_image_name(entry.name):
+                yield entry.path, shown, parent, "is a directory, not an image"
             else:
-                found.append((path, None))
-    found.sort(key=lambda item: natural_key(item[0].relative_to(root).as_posix()))
-    yield from found
+                yield from walk_images(entry.path, shown)
+        elif _is_image_name(entry.name):
+            dangling = entry.is_symlink() and not os.path.exists(entry.path)
+            yield entry.path, shown, parent, "dangling symbolic link" if dangling else None
 
 
-def label_from_folder(path: Path) -> int | None:
-    name = path.parent.name
-    return int(name) if name.isdigit() else None
-
-
-def label_and_tag_from_name(path: Path, pattern: re.Pattern) -> tuple[int | None, str]:
-    match = pattern.search(path.stem)
-    if not match or not match.groupdict().get("label", "").isdigit():
+def label_and_tag_from_name(name: str, pattern: re.Pattern) -> tuple[int | None, str]:
+    """Label and tag from a file name (without extension) matched by ``pattern``."""
+    match = pattern.search(os.path.splitext(name)[0])
+    if not match or not (match.group("label") or "").isdigit():
         return None, ""
     return int(match.group("label")), match.groupdict().get("tag") or ""
 
 
-def label_file(path: Path, mode: str, pattern: re.Pattern | None) -> tuple[int | None, str, str | None]:
+def label_file(path: str, parent: str, mode: str, pattern: re.Pattern | None) -> tuple[int | None, str, str | None]:
     """(label, tag, problem) for one file under a labelling mode; labelrow files wait for decoding."""
     if mode == "labelrow":
         return None, "", None
+    name = os.path.basename(path)
     if pattern is not None:
-        label, tag = label_and_tag_from_name(path, pattern)
+        label, tag = label_and_tag_from_name(name, pattern)
         return label, tag, None if label is not None else "no label: file name does not match --pattern"
     if mode in ("folder", "auto"):
-        label = label_from_folder(path)
-        if label is not None:
-            return label, "", None
+        if parent.isdigit():
+            return int(parent), "", None
         if mode == "folder":
-            return None, "", f"no label: parent folder {path.parent.name!r} is not a digit"
-    label, tag = label_and_tag_from_name(path, ORIGINAL_NAME)
+            return None, "", f"no label: parent folder {parent!r} is not a digit"
+    label, tag = label_and_tag_from_name(name, ORIGINAL_NAME)
     if label is None:
         return None, "", "no label: neither a digit folder nor a <label>_<tag>_<n> file name"
     return label, tag, None
@@ -108,14 +99,19 @@ def find_candidates(
         source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
-        source_origin = origin or (source.resolve().name if source.is_dir() else source.resolve().parent.name)
-        for path, problem in _walk_images(source):
-            display = display_path(path)
+        resolved = source.resolve()
+        source_origin = origin or (resolved.name if source.is_dir() else resolved.parent.name)
+        display = Path(os.path.relpath(source)).as_posix()
+        if source.is_dir():
+            found = walk_images(str(source), display)
+        else:
+            found = [(str(source), display, resolved.parent.name, None)]
+        for path, shown, parent, problem in found:
             if problem:
-                candidates.append(Candidate(path, display, source_origin, problem=problem))
+                candidates.append(Candidate(path, shown, source_origin, problem=problem))
                 continue
-            label, tag, problem = label_file(path, mode, compiled)
+            label, tag, problem = label_file(path, parent, mode, compiled)
             if label is not None and label not in classes:
                 problem = f"label {label} is not in the class set"
-            candidates.append(Candidate(path, display, source_origin, label, tag, problem))
+            candidates.append(Candidate(path, shown, source_origin, label, tag, problem))
     return candidates

@@ -15,7 +15,7 @@ def test_folder_layout_and_natural_order(tmp_path):
     for name in ["3/10.png", "3/2.png", "1/5.png"]:
         touch(tmp_path / "mnist" / name)
     found = find_candidates([tmp_path / "mnist"], "folder")
-    assert [(c.path.name, c.label, c.origin) for c in found] == [
+    assert [(os.path.basename(c.path), c.label, c.origin) for c in found] == [
         ("5.png", 1, "mnist"),
         ("2.png", 3, "mnist"),
         ("10.png", 3, "mnist"),
@@ -33,7 +33,7 @@ def test_auto_prefers_digit_folders_then_names(tmp_path):
     touch(tmp_path / "7" / "x.png")
     touch(tmp_path / "misc" / "5_20_1.png")
     touch(tmp_path / "misc" / "nolabel.png")
-    found = {c.path.name: c for c in find_candidates([tmp_path], "auto")}
+    found = {os.path.basename(c.path): c for c in find_candidates([tmp_path], "auto")}
     assert found["x.png"].label == 7
     assert (found["5_20_1.png"].label, found["5_20_1.png"].tag) == (5, "20")
     assert found["nolabel.png"].problem.startswith("no label")
@@ -49,7 +49,7 @@ def test_label_outside_classes_and_odd_entries_are_problems(tmp_path):
     touch(tmp_path / "9" / "a.png")
     (tmp_path / "1" / "dir.png").mkdir(parents=True)
     os.symlink(tmp_path / "missing.png", tmp_path / "1" / "dangling.png")
-    problems = {c.path.name: c.problem for c in find_candidates([tmp_path], "folder", classes=(1, 2))}
+    problems = {os.path.basename(c.path): c.problem for c in find_candidates([tmp_path], "folder", classes=(1, 2))}
     assert problems == {
         "dangling.png": "dangling symbolic link",
         "dir.png": "is a directory, not an image",

@@ -1,0 +1,255 @@
+"""Speed and memory of `digitprep build` against the original project's plain loop, on MNIST's PNGs.
+
+Both are measured in the same run, on the same files (the 70 000 MNIST PNGs, 28x28 grey):
+
+- reference: the loop the original project used, in one process: per file ``cv2.imread`` (grey),
+  ``cv2.resize`` to 20x20 with ``INTER_AREA`` and a ``csv.writer`` row of 400 pixels + 10 one-hot
+  values;
+- project: ``digitprep build ... --size 20 --deskew --center --labels folder`` run as a subprocess
+  and timed end to end (interpreter start, imports, file discovery, worker pool, sidecar files).
+
+The project does more per image (format sniffing, polarity and paper detection, ink bounding box,
+deskew, centring, a sha256 for the manifest) and is still expected to be at least 3 times faster,
+through its worker pool and vectorised CSV encoding, while staying under 400 MB.
+
+Peak memory is the summed RSS of the whole process tree (the pool forks its workers), sampled every
+20 ms from /proc. Pages a forked worker shares with its parent count once per process, so the sum
+overstates the real footprint: it is the conservative figure the target is checked against. The
+largest single process, ``getrusage(RUSAGE_CHILDREN).ru_maxrss``, is reported beside it.
+
+The files are read once before timing, so neither side pays for a cold page cache.
+
+Usage: .venv/bin/python bench/prep.py [--files N] [--jobs J]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parents[1]
+TARBALL = REPO.parent / "shared" / "data" / "mnist" / "mnist_png.tar.gz"
+CACHE = REPO / "data" / "cache"
+SPLITS = ("training", "testing")
+SIZE = 20
+N_CLASSES = 10
+TARGET_RATIO = 3.0  # project img/s over reference img/s, at least
+TARGET_PEAK_MB = 400  # summed RSS of the project's process tree, below
+SAMPLE_SECONDS = 0.02
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+MB = 1024 * 1024
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N files (sorted) of each split, training and testing [default: all]",
+    )
+    parser.add_argument("--jobs", type=int, default=0, help="passed to digitprep build --jobs [default: 0 = all cores]")
+    return parser.parse_args()
+
+
+def ensure_extracted(tarball: Path, cache: Path) -> None:
+    """Extract the MNIST PNGs into cache/training and cache/testing unless both are there.
+
+    Extraction goes to a scratch folder first, so an interrupted run leaves no half-filled split.
+    """
+    if all((cache / split).is_dir() for split in SPLITS):
+        return
+    print(f"extracting {tarball} into {cache} (once) ...", flush=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
+    try:
+        with tarfile.open(tarball) as archive:
+            archive.extractall(scratch, filter="data")
+        for split in SPLITS:
+            if not (cache / split).is_dir():
+                (scratch / split).rename(cache / split)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def select_files(cache: Path, limit: int | None) -> list[Path]:
+    """The PNGs of both splits as one sorted list; with ``limit``, the first N of each split."""
+    files: list[Path] = []
+    for split in SPLITS:
+        files += sorted((cache / split).glob("*/*.png"))[:limit]
+    return sorted(files)
+
+
+def link_subset(files: list[Path], cache: Path, dest: Path) -> list[Path]:
+    """Mirror ``files`` as symbolic links under dest/<split>/<digit>/; returns the split folders."""
+    for path in files:
+        link = dest / path.relative_to(cache)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path)
+    return [dest / split for split in SPLITS]
+
+
+def warm_page_cache(files: list[Path]) -> None:
+    """Read every file once so that both timed runs find them in memory."""
+    for path in files:
+        path.read_bytes()
+
+
+def run_reference(files: list[Path], out: Path) -> float:
+    """The original plain loop over ``files``; returns its wall time in seconds."""
+    start = time.perf_counter()
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        for path in files:
+            img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            small = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+            onehot = [0] * N_CLASSES
+            onehot[int(path.parent.name)] = 1
+            writer.writerow(small.ravel().tolist() + onehot)
+    return time.perf_counter() - start
+
+
+def tree_rss(root: int) -> int:
+    """Summed resident memory in bytes of process ``root`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:  # the process ended between the listing and the read
+            continue
+        # After the ")" closing the command name: state, ppid, ... and rss (pages) at index 21.
+        fields = stat.rsplit(b")", 1)[1].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * PAGE_BYTES
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        total += rss.get(pid, 0)
+        pending += children.get(pid, [])
+    return total
+
+
+def run_project(command: list[str]) -> tuple[float, int, int, subprocess.CompletedProcess]:
+    """Run ``command``; returns (wall seconds, peak summed RSS of its tree, largest single
+    process's maxrss, both in bytes, and the completed process with its captured output)."""
+    peak = 0
+    done = threading.Event()
+
+    def sample(pid: int) -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(pid))
+            done.wait(SAMPLE_SECONDS)
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = threading.Thread(target=sample, args=(process.pid,), daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return seconds, peak, maxrss, completed
+
+
+def check_output(csv_path: Path, expected_rows: int) -> str | None:
+    """None when the CSV has a header and ``expected_rows`` rows of 400 + 10 columns, else why not."""
+    columns = SIZE * SIZE + N_CLASSES
+    with open(csv_path, "rb") as handle:
+        header = handle.readline()
+        if header.count(b",") + 1 != columns:
+            return f"header has {header.count(b',') + 1} columns, expected {columns}"
+        rows = 0
+        for line in handle:
+            rows += 1
+            if line.count(b",") + 1 != columns:
+                return f"row {rows} has {line.count(b',') + 1} columns, expected {columns}"
+    if rows != expected_rows:
+        return f"{rows} rows, expected {expected_rows}"
+    return None
+
+
+def verdict(passed: bool) -> str:
+    """PASS or FAIL."""
+    return "PASS" if passed else "FAIL"
+
+
+def table_line(measure: str, value: str, target: str = "", result: str = "") -> str:
+    """One aligned line of the result table."""
+    return f"{measure:<44}{value:>22}  {target:>8}  {result}".rstrip()
+
+
+def print_report(
+    n_files: int, jobs: int, reference_s: float, project_s: float, peak: int, maxrss: int, problem: str | None
+) -> None:
+    """The result table: speeds, ratio and memory against their targets, and the output check."""
+    reference_rate, project_rate = n_files / reference_s, n_files / project_s
+    ratio = project_rate / reference_rate
+    peak_mb = peak / MB
+    columns = SIZE * SIZE + N_CLASSES
+    print(f"\nMNIST, {n_files} PNGs -> {SIZE}x{SIZE} one-hot CSV; {os.cpu_count()} CPUs; digitprep --jobs {jobs}")
+    print(table_line("measure", "value", "target", "result"))
+    print(table_line("reference: imread + resize + csv.writer", f"{reference_rate:.0f} img/s ({reference_s:.2f} s)"))
+    print(table_line("project: digitprep build --deskew --center", f"{project_rate:.0f} img/s ({project_s:.2f} s)"))
+    print(table_line("ratio project / reference", f"{ratio:.2f}", f">= {TARGET_RATIO}", verdict(ratio >= TARGET_RATIO)))
+    memory = verdict(peak_mb < TARGET_PEAK_MB)
+    print(table_line("peak memory, summed RSS of process tree", f"{peak_mb:.0f} MB", f"< {TARGET_PEAK_MB}", memory))
+    print(table_line("largest single process (ru_maxrss)", f"{maxrss / MB:.0f} MB"))
+    check = "OK" if problem is None else f"FAIL, {problem}"
+    print(f"output check: {n_files} rows + header, {columns} columns: {check}")
+
+
+def main() -> int:
+    """Extract, select, time both sides, check the output, print the table; 0 whatever the verdict."""
+    args = parse_args()
+    if not TARBALL.exists():
+        print(f"MNIST tarball not found at {TARBALL}; nothing to measure (the benchmark needs ../shared/data).")
+        return 0
+    digitprep = Path(sys.executable).parent / "digitprep"
+    if not digitprep.exists():
+        print(f"no digitprep entry point next to {sys.executable}; run this with the project's .venv/bin/python")
+        return 1
+    ensure_extracted(TARBALL, CACHE)
+    files = select_files(CACHE, args.files)
+    warm_page_cache(files)
+    with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
+        tmp = Path(tmp)
+        sources = [CACHE / split for split in SPLITS] if args.files is None else link_subset(files, CACHE, tmp / "src")
+        print(f"reference: plain loop over {len(files)} files ...", flush=True)
+        reference_s = run_reference(files, tmp / "reference.csv")
+        out = tmp / "mnist.csv"
+        command = [str(digitprep), "build", *map(str, sources), "--size", str(SIZE), "--deskew", "--center"]
+        command += ["--labels", "folder", "--quiet", "--jobs", str(args.jobs), "--out", str(out)]
+        print(f"project: {' '.join(command[1:])} ...", flush=True)
+        project_s, peak, maxrss, completed = run_project(command)
+        if completed.returncode != 0:
+            print(f"digitprep build failed (exit {completed.returncode}):\n{completed.stderr.decode(errors='replace')}")
+            return 1
+        problem = check_output(out, len(files))
+    print_report(len(files), args.jobs, reference_s, project_s, peak, maxrss, problem)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
