@@ -21,7 +21,7 @@ import numpy as np
 from digitprep.classes import format_classes
 from digitprep.csvio import AtomicWriter, csv_text, encode_onehot_rows, onehot_header
 from digitprep.decode import DEFAULT_MAX_PIXELS, UnusableImage, decode_grey
-from digitprep.normalize import BlankImage, NormalizeOptions, normalize
+from digitprep.normalize import NormalizeOptions, normalize_stack
 from digitprep.sources import Candidate, find_candidates
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
@@ -74,8 +74,8 @@ def sidecar_path(csv_path: Path, kind: str) -> Path:
     return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
 
 
-def process_file(candidate: Candidate, config: BuildConfig) -> tuple[list[np.ndarray], tuple] | str:
-    """One file -> (one image per size, manifest row), or the reason it cannot be used."""
+def decode_file(candidate: Candidate, config: BuildConfig) -> tuple[np.ndarray, tuple] | str:
+    """One file -> (grey image, manifest row), or the reason it cannot be used."""
     if candidate.problem:
         return candidate.problem
     try:
@@ -87,38 +87,61 @@ def process_file(candidate: Candidate, config: BuildConfig) -> tuple[list[np.nda
         return f"cannot read: {exc.strerror or exc}"
     try:
         grey = decode_grey(data, config.max_pixels)
-        height, width = grey.shape
-        label, tag = candidate.label, candidate.tag
-        if config.labelrow:
-            if height < 2:
-                return "labelrow image has no rows below the label row"
-            label, tag = int(grey[0, 0]), str(int(grey[0, 1])) if width > 1 else ""
-            grey = grey[1:]
-            if label not in config.classes:
-                return f"label {label} (from the label row) is not in the class set"
-        images = normalize(grey, config.sizes, config.options)
-    except (UnusableImage, BlankImage) as exc:
+    except UnusableImage as exc:
         return str(exc)
     except Exception as exc:  # a decoder bug on a hostile file must not end the run
         return f"cannot decode ({exc.__class__.__name__}: {exc})"
+    height, width = grey.shape
+    label, tag = candidate.label, candidate.tag
+    if config.labelrow:
+        if height < 2:
+            return "labelrow image has no rows below the label row"
+        label, tag = int(grey[0, 0]), str(int(grey[0, 1])) if width > 1 else ""
+        grey = grey[1:]
+        if label not in config.classes:
+            return f"label {label} (from the label row) is not in the class set"
     digest = hashlib.sha256(data).hexdigest()
-    return images, (candidate.display, label, tag, candidate.origin, width, height, digest)
+    return grey, (candidate.display, label, tag, candidate.origin, width, height, digest)
+
+
+def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[np.ndarray] | str]:
+    """Same-shaped images normalised as one stack -> per image its images per size, or why not."""
+    stacks, blank = normalize_stack(np.stack(greys), config.sizes, config.options)
+    results: list[list[np.ndarray] | str] = []
+    kept = 0
+    for is_blank in blank:
+        if is_blank:
+            results.append("blank image (no ink found)")
+        else:
+            results.append([stack[kept] for stack in stacks])
+            kept += 1
+    return results
 
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
-    """Many files -> stacked rows; the unit of work sent to a worker process."""
+    """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
+    Decoding is per file; normalisation runs once per group of same-shaped images."""
+    outcomes: list[tuple | str] = [decode_file(candidate, config) for candidate in candidates]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for position, outcome in enumerate(outcomes):
+        if not isinstance(outcome, str):
+            groups.setdefault(outcome[0].shape, []).append(position)
+    images: dict[int, list[np.ndarray] | str] = {}
+    for positions in groups.values():
+        normalised = normalize_group([outcomes[p][0] for p in positions], config)
+        images.update(zip(positions, normalised))
     per_size: list[list[np.ndarray]] = [[] for _ in config.sizes]
     labels: list[int] = []
     manifest: list[tuple] = []
     errors: list[tuple[str, str]] = []
-    for candidate in candidates:
-        result = process_file(candidate, config)
+    for position, candidate in enumerate(candidates):
+        result = images.get(position, outcomes[position])
         if isinstance(result, str):
             errors.append((candidate.display, result))
             continue
-        images, row = result
-        for bucket, image in zip(per_size, images):
+        for bucket, image in zip(per_size, result):
             bucket.append(image.ravel())
+        row = outcomes[position][1]
         labels.append(row[1])
         manifest.append(row)
     label_array = np.asarray(labels, np.int64)

@@ -1,8 +1,12 @@
-"""Normalisation steps, each a pure function on a 2-D uint8 array, and the pipeline joining them.
+"""Normalisation steps as pure functions on batches of same-shaped images, and the pipeline.
 
 Order (DESIGN.md): grey -> ink-high -> background removal and contrast stretch -> ink bounding box
 -> [deskew] -> [centre in a box, by centre of mass] -> resize. Already-normalised images (MNIST)
 pass through unchanged when neither deskew nor centre is asked for.
+
+Every step works on a stack ``(n, H, W)`` so a chunk of files costs a handful of NumPy calls
+instead of dozens of calls per image; a single image is a stack of one (the wrappers at the end).
+Intermediate results stay float32 until the final resize, which rounds once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ FAINT_PEAK = 192  # ink peaking below this is stretched up to 255; stronger ink 
 SPECK_FRACTION = 0.05  # ink blobs smaller than this share of the largest are noise, not strokes
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
 PAPER_NOISE_SPREADS = 4.5  # paper grain up to this many robust deviations above its level is not ink
+INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 
 
 class BlankImage(ValueError):
@@ -33,143 +38,241 @@ class NormalizeOptions:
     box: float = MNIST_BOX
 
 
-def border_pixels(image: np.ndarray) -> np.ndarray:
-    """The one-pixel frame of the image: what the paper looks like."""
-    if image.shape[0] < 3 or image.shape[1] < 3:
-        return image.ravel()
-    return np.concatenate((image[0], image[-1], image[1:-1, 0], image[1:-1, -1]))
+def border_pixels(stack: np.ndarray) -> np.ndarray:
+    """(n, F): the one-pixel frame of each image, what its paper looks like."""
+    n, height, width = stack.shape
+    if height < 3 or width < 3:
+        return stack.reshape(n, -1)
+    return np.concatenate((stack[:, 0], stack[:, -1], stack[:, 1:-1, 0], stack[:, 1:-1, -1]), axis=1)
 
 
-def ink_high(grey: np.ndarray) -> np.ndarray:
+def ink_high(stack: np.ndarray) -> np.ndarray:
     """Invert dark-on-light images so ink is high and paper low (MNIST's convention)."""
-    frame = border_pixels(grey)
-    if frame.max() <= 127:
-        return grey
-    if np.median(frame) > 127:
-        return 255 - grey
-    return grey
+    frame = border_pixels(stack)
+    bright = frame.max(axis=1) > 127
+    if not bright.any():
+        return stack
+    invert = bright.copy()
+    invert[bright] = np.median(frame[bright], axis=1) > 127
+    if not invert.any():
+        return stack
+    out = stack.copy()
+    out[invert] = 255 - stack[invert]
+    return out
 
 
-def remove_background(ink: np.ndarray) -> np.ndarray:
-    """Subtract the paper level plus its noise, stretch faint ink to full range; blank -> error.
+def remove_background(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Subtract each image's paper level plus its noise and stretch faint ink to 255.
 
-    The paper level is the median of the frame and its noise 4.5 robust deviations (MAD), so
-    a clean black background (MNIST) is left exactly as it is.
+    The paper level is the median of the frame and its noise PAPER_NOISE_SPREADS robust deviations
+    (MAD), so a clean black background (MNIST) is left exactly as it is. Returns (float32 images,
+    blank mask): blank images, where no ink stands out from the paper, are left as they were.
     """
-    frame = border_pixels(ink)
-    if frame.max() == 0:
-        threshold = 0
-    else:
-        level = float(np.median(frame))
-        spread = 1.4826 * float(np.median(np.abs(frame - level)))
-        threshold = int(np.ceil(level + PAPER_NOISE_SPREADS * spread))
-    peak = int(ink.max())
-    if peak - threshold < MIN_INK_CONTRAST:
-        raise BlankImage("blank image (no ink found)")
-    if threshold == 0 and peak >= FAINT_PEAK:
-        return ink
-    cleaned = cv2.subtract(ink, threshold)
-    return cv2.convertScaleAbs(cleaned, alpha=255.0 / (peak - threshold))
+    n = len(stack)
+    frame = border_pixels(stack)
+    threshold = np.zeros(n, np.float32)
+    papered = frame.max(axis=1) > 0
+    if papered.any():
+        paper = frame[papered].astype(np.float32)
+        level = np.median(paper, axis=1)
+        spread = 1.4826 * np.median(np.abs(paper - level[:, None]), axis=1)
+        threshold[papered] = np.ceil(level + PAPER_NOISE_SPREADS * spread)
+    peak = stack.reshape(n, -1).max(axis=1).astype(np.float32)
+    blank = peak - threshold < MIN_INK_CONTRAST
+    out = stack.astype(np.float32)
+    stretch = ~blank & ((threshold > 0) | (peak < FAINT_PEAK))
+    if stretch.any():
+        low = threshold[stretch, None, None]
+        gain_over = (peak[stretch] - threshold[stretch])[:, None, None]
+        # Multiply before dividing so exact halves stay exact (50 * 255 / 100 = 127.5 -> 128).
+        out[stretch] = np.rint(np.maximum(out[stretch] - low, 0) * 255 / gain_over)
+    return out, blank
 
 
-def ink_bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the ink, ignoring specks: blobs under SPECK_FRACTION of the largest one."""
-    mask = (ink > 0).view(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 2:
-        return cv2.boundingRect(mask)
-    blobs = stats[1:]
-    areas = blobs[:, cv2.CC_STAT_AREA]
-    keep = blobs[areas >= max(2.0, SPECK_FRACTION * areas.max())]
-    x0 = int(keep[:, cv2.CC_STAT_LEFT].min())
-    y0 = int(keep[:, cv2.CC_STAT_TOP].min())
-    x1 = int((keep[:, cv2.CC_STAT_LEFT] + keep[:, cv2.CC_STAT_WIDTH]).max())
-    y1 = int((keep[:, cv2.CC_STAT_TOP] + keep[:, cv2.CC_STAT_HEIGHT]).max())
-    return x0, y0, x1 - x0, y1 - y0
+def ink_boxes(stack: np.ndarray) -> np.ndarray:
+    """(n, 4) int ``x, y, w, h`` of each image's ink, ignoring specks (blobs under SPECK_FRACTION
+    of the image's largest). One connected-components pass labels the whole stack: the images are
+    laid one under the other with an empty row between them so no blob spans two images."""
+    n, height, width = stack.shape
+    tall = np.zeros((n, height + 1, width), np.uint8)
+    tall[:, :height] = stack > INK_LEVEL
+    _, _, stats, _ = cv2.connectedComponentsWithStats(tall.reshape(n * (height + 1), width), connectivity=8)
+    stats = stats[1:].astype(np.int64)
+    image = stats[:, cv2.CC_STAT_TOP] // (height + 1)
+    area = stats[:, cv2.CC_STAT_AREA]
+    largest = np.zeros(n, np.int64)
+    np.maximum.at(largest, image, area)
+    keep = (area >= np.maximum(2, SPECK_FRACTION * largest[image])) | (area == largest[image])
+    image, stats = image[keep], stats[keep]
+    left = stats[:, cv2.CC_STAT_LEFT]
+    top = stats[:, cv2.CC_STAT_TOP] - image * (height + 1)
+    x0, y0 = np.full(n, width, np.int64), np.full(n, height, np.int64)
+    x1, y1 = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    np.minimum.at(x0, image, left)
+    np.minimum.at(y0, image, top)
+    np.maximum.at(x1, image, left + stats[:, cv2.CC_STAT_WIDTH])
+    np.maximum.at(y1, image, top + stats[:, cv2.CC_STAT_HEIGHT])
+    empty = x1 == 0
+    x0[empty], y0[empty], x1[empty], y1[empty] = 0, 0, width, height
+    return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1)
 
 
-def crop_to_ink(ink: np.ndarray) -> np.ndarray:
-    """The ink's bounding box cut out of the image."""
-    x, y, w, h = ink_bbox(ink)
-    return ink[y : y + h, x : x + w]
+def keep_inside(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Zero everything outside each image's box (the specks), keeping the canvas."""
+    _, height, width = stack.shape
+    ys, xs = np.arange(height), np.arange(width)
+    rows = (ys >= boxes[:, 1, None]) & (ys < (boxes[:, 1] + boxes[:, 3])[:, None])
+    cols = (xs >= boxes[:, 0, None]) & (xs < (boxes[:, 0] + boxes[:, 2])[:, None])
+    return stack * (rows[:, :, None] & cols[:, None, :])
 
 
-def skew_of(ink: np.ndarray) -> float:
-    """Horizontal shear (dx per dy) of the ink from second-order central moments, mu11 / mu02."""
-    m = cv2.moments(ink)
-    if abs(m["mu02"]) < 1e-2:
-        return 0.0
-    return float(np.clip(m["mu11"] / m["mu02"], -MAX_SKEW, MAX_SKEW))
+def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre of mass (cx, cy) and horizontal shear mu11 / mu02 of each image (0 when undefined)."""
+    weights = stack.astype(np.float64)
+    ys, xs = np.arange(stack.shape[1], dtype=np.float64), np.arange(stack.shape[2], dtype=np.float64)
+    rows, cols = weights.sum(axis=2), weights.sum(axis=1)
+    mass = np.maximum(rows.sum(axis=1), 1e-12)
+    cx, cy = cols @ xs / mass, rows @ ys / mass
+    mu02 = rows @ (ys * ys) - mass * cy * cy
+    mu11 = np.einsum("nhw,h,w->n", weights, ys, xs) - mass * cx * cy
+    skew = np.where(np.abs(mu02) < 1e-2, 0.0, mu11 / np.where(np.abs(mu02) < 1e-2, 1.0, mu02))
+    return cx, cy, np.clip(skew, -MAX_SKEW, MAX_SKEW)
 
 
-def deskew(ink: np.ndarray, expand: bool = True) -> np.ndarray:
-    """Shear the ink upright about its centre of mass (x' = x - skew * (y - cy)).
-
-    With ``expand`` the canvas is widened so no ink is sheared off; without, it keeps its size.
-    """
-    skew = skew_of(ink)
-    if skew == 0.0:
-        return ink
-    m = cv2.moments(ink)
-    cy = m["m01"] / m["m00"]
-    height, width = ink.shape
-    pad = int(np.ceil(abs(skew) * height / 2)) + 1 if expand else 0
-    # Inverse map (output -> source): x_src = x_out - pad + skew * (y - cy).
-    warp = np.float32([[1, skew, -pad - skew * cy], [0, 1, 0]])
-    return cv2.warpAffine(
-        ink,
-        warp,
-        (width + 2 * pad, height),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+def deskew(stack: np.ndarray, expand: bool = True) -> np.ndarray:
+    """Shear each image upright about its centre of mass: x_out = x - skew * (y - cy), linear
+    interpolation. With ``expand`` the canvas widens so no ink is sheared off."""
+    n, height, width = stack.shape
+    _, cy, skew = centres_and_skews(stack)
+    if not skew.any():
+        return stack
+    pad = int(np.ceil(np.abs(skew).max() * height / 2)) + 1 if expand else 0
+    out_width = width + 2 * pad
+    ys = np.arange(height, dtype=np.float32)[None, :, None]
+    shear = (skew[:, None, None] * (ys - cy[:, None, None])).astype(np.float32)
+    source_x = np.arange(out_width, dtype=np.float32)[None, None, :] - pad + shear
+    # One remap over the images stacked one under another: each output row reads only its own
+    # source row (integer map_y), so no image bleeds into the next; outside the image reads 0.
+    source_y = np.broadcast_to(np.arange(n * height, dtype=np.float32).reshape(n, height, 1), source_x.shape)
+    sheared = cv2.remap(
+        np.ascontiguousarray(stack, np.float32).reshape(n * height, width),
+        source_x.reshape(n * height, out_width),
+        np.ascontiguousarray(source_y).reshape(n * height, out_width),
+        interpolation=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+    return sheared.reshape(n, height, out_width)
 
 
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """INTER_AREA when shrinking (no aliasing), bicubic when enlarging (smooth); same size: as is."""
-    h, w = image.shape
-    if (w, h) == (width, height):
-        return image
-    shrinking = width < w or height < h
-    method = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    return cv2.resize(image, (width, height), interpolation=method)
-
-
-def fit_and_center(crop: np.ndarray, size: int, box: float = MNIST_BOX) -> np.ndarray:
-    """Fit the ink into a ``box`` share of a size x size frame, keeping its aspect ratio, and
-    place it so its centre of mass sits on the frame's centre (to the nearest pixel)."""
-    h, w = crop.shape
-    scale = box * size / max(h, w)
-    fitted = resize(crop, max(1, round(w * scale)), max(1, round(h * scale)))
-    fh, fw = fitted.shape
-    m = cv2.moments(fitted)
-    if m["m00"] > 0:
-        cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+def axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
+    """(n, out, canvas) float32 resampling matrices along one axis: source pixels
+    [start, start + length) onto output pixels [0, target). Shrinking uses area weights (exactly
+    what cv2.INTER_AREA computes); enlarging, linear interpolation between pixel centres."""
+    scale = (length / target).astype(np.float32)[:, None, None]
+    j = np.arange(out, dtype=np.float32)[None, :, None]
+    u = np.arange(canvas, dtype=np.float32)[None, None, :] - start.astype(np.float32)[:, None, None]
+    last = (length - 1).astype(np.float32)[:, None, None]
+    if (scale >= 1).all():
+        weights = np.maximum(np.minimum(u + 1, (j + 1) * scale) - np.maximum(u, j * scale), 0) / scale
     else:
-        cx, cy = (fw - 1) / 2, (fh - 1) / 2
+        area = np.maximum(np.minimum(u + 1, (j + 1) * scale) - np.maximum(u, j * scale), 0) / scale
+        centre = np.clip((j + 0.5) * scale - 0.5, 0, last)
+        weights = np.where(scale >= 1, area, np.maximum(1 - np.abs(u - centre), 0))
+    inside = (u >= 0) & (u <= last) & (j < target[:, None, None])
+    return weights * inside
+
+
+def resample(stack: np.ndarray, boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray, out: int) -> np.ndarray:
+    """Each image's box resized to (width, height) at the top-left of an out x out uint8 frame."""
+    _, canvas_h, canvas_w = stack.shape
+    rows = axis_weights(boxes[:, 1], boxes[:, 3], heights, canvas_h, out)
+    cols = axis_weights(boxes[:, 0], boxes[:, 2], widths, canvas_w, out)
+    values = rows @ stack.astype(np.float32) @ cols.transpose(0, 2, 1)
+    return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
+
+
+def shift(stack: np.ndarray, down: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Move each image's content down/right by whole pixels, filling with zeros."""
+    _, height, width = stack.shape
+    source_rows = np.arange(height)[None, :] - down[:, None]
+    source_cols = np.arange(width)[None, :] - right[:, None]
+    moved = np.take_along_axis(stack, np.clip(source_rows, 0, height - 1)[:, :, None], axis=1)
+    moved = np.take_along_axis(moved, np.clip(source_cols, 0, width - 1)[:, None, :], axis=2)
+    rows_valid = (source_rows >= 0) & (source_rows < height)
+    cols_valid = (source_cols >= 0) & (source_cols < width)
+    valid = rows_valid[:, :, None] & cols_valid[:, None, :]
+    return moved * valid
+
+
+def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float = MNIST_BOX) -> np.ndarray:
+    """Fit each image's ink box into a ``box`` share of a size x size frame, keeping its aspect
+    ratio, and place it so its centre of mass sits on the frame's centre (to the nearest pixel,
+    never pushing ink out of the frame)."""
+    longest = np.maximum(boxes[:, 2], boxes[:, 3])
+    scale = box * size / longest
+    widths = np.clip(np.round(boxes[:, 2] * scale), 1, size).astype(np.int64)
+    heights = np.clip(np.round(boxes[:, 3] * scale), 1, size).astype(np.int64)
+    fitted = resample(stack, boxes, widths, heights, size)
+    cx, cy, _ = centres_and_skews(fitted)
+    empty = fitted.reshape(len(fitted), -1).max(axis=1) == 0
+    cx = np.where(empty, (widths - 1) / 2, cx)
+    cy = np.where(empty, (heights - 1) / 2, cy)
     middle = (size - 1) / 2
-    # Centre of mass on the middle, but never pushing ink out of the frame.
-    left = min(max(round(middle - cx), 0), size - fw)
-    top = min(max(round(middle - cy), 0), size - fh)
-    frame = np.zeros((size, size), np.uint8)
-    frame[top : top + fh, left : left + fw] = fitted
-    return frame
+    right = np.clip(np.round(middle - cx).astype(np.int64), 0, size - widths)
+    down = np.clip(np.round(middle - cy).astype(np.int64), 0, size - heights)
+    return shift(fitted, down, right)
 
 
-def clean_ink(grey: np.ndarray) -> np.ndarray:
-    """Decoded grey -> ink high on a zero background, with faint ink stretched."""
-    return remove_background(ink_high(grey))
+def normalize_stack(
+    stack: np.ndarray, sizes: tuple[int, ...], options: NormalizeOptions
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The whole pipeline for (n, H, W) decoded grey images: one (k, size, size) uint8 stack per
+    size for the k usable images, and the (n,) mask of blank images left out."""
+    ink, blank = remove_background(ink_high(stack))
+    ink = ink[~blank]
+    if len(ink) == 0:  # OpenCV crashes on empty images: nothing to do, say so early
+        return [np.zeros((0, size, size), np.uint8) for size in sizes], blank
+    if options.center:
+        boxes = ink_boxes(ink)
+        ink = keep_inside(ink, boxes)
+        if options.deskew:
+            ink = deskew(ink, expand=True)
+            boxes = ink_boxes(ink)
+        return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
+    if options.deskew:
+        ink = deskew(ink, expand=False)
+    n, height, width = ink.shape
+    whole = np.tile(np.array([0, 0, width, height], np.int64), (n, 1))
+    return [resample(ink, whole, np.full(n, size), np.full(n, size), size) for size in sizes], blank
 
 
 def normalize(grey: np.ndarray, sizes: tuple[int, ...], options: NormalizeOptions) -> list[np.ndarray]:
-    """The whole pipeline for one decoded image: one size x size uint8 array per requested size."""
-    ink = clean_ink(grey)
-    if options.center:
-        digit = crop_to_ink(ink)
-        if options.deskew:
-            digit = crop_to_ink(deskew(digit, expand=True))
-        return [fit_and_center(digit, size, options.box) for size in sizes]
-    if options.deskew:
-        ink = deskew(ink, expand=False)
-    return [resize(ink, size, size) for size in sizes]
+    """The pipeline for one decoded image: one size x size uint8 array per size; BlankImage if blank."""
+    stacks, blank = normalize_stack(grey[None], sizes, options)
+    if blank[0]:
+        raise BlankImage("blank image (no ink found)")
+    return [s[0] for s in stacks]
+
+
+def ink_bbox(image: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of one image's ink, ignoring specks."""
+    return tuple(int(v) for v in ink_boxes(image[None])[0])
+
+
+def crop_to_ink(image: np.ndarray) -> np.ndarray:
+    """One image's ink bounding box cut out of it."""
+    x, y, w, h = ink_bbox(image)
+    return image[y : y + h, x : x + w]
+
+
+def skew_of(image: np.ndarray) -> float:
+    """Horizontal shear (dx per dy) of one image's ink, from second-order central moments."""
+    return float(centres_and_skews(image[None])[2][0])
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """One whole image resized: area weights when shrinking, linear when enlarging."""
+    box = np.array([[0, 0, image.shape[1], image.shape[0]]])
+    out = resample(image[None], box, np.array([width]), np.array([height]), max(width, height))
+    return out[0, :height, :width]

@@ -14,6 +14,7 @@ from digitprep.normalize import (
     ink_bbox,
     ink_high,
     normalize,
+    normalize_stack,
     remove_background,
     resize,
     skew_of,
@@ -30,20 +31,22 @@ def test_dark_ink_on_light_paper_is_inverted():
     image[2, 2] = 0
     expected = np.full((5, 5), 5, np.uint8)
     expected[2, 2] = 255
-    assert np.array_equal(ink_high(image), expected)
+    assert np.array_equal(ink_high(image[None])[0], expected)
 
 
 def test_light_ink_on_dark_is_kept():
     image = np.zeros((5, 5), np.uint8)
     image[1:4, 2] = 200
-    assert ink_high(image) is image
+    assert ink_high(image[None])[0].tolist() == image.tolist()
 
 
 def test_paper_and_its_noise_are_removed_and_ink_stretched():
     rng = np.random.default_rng(0)
     paper = np.clip(rng.normal(225, 3, (40, 40)), 0, 255).astype(np.uint8)
     paper[10:30, 18:22] = 30  # a dark stroke
-    clean = remove_background(ink_high(paper))
+    clean, blank = remove_background(ink_high(paper[None]))
+    clean = clean[0]
+    assert not blank[0]
     assert clean[0:8].max() == 0 and clean[:, 0:15].max() == 0  # paper is exactly 0
     assert clean[10:30, 18:22].min() == 255  # the stroke is full ink
 
@@ -52,21 +55,24 @@ def test_clean_ink_high_image_passes_through_unchanged():
     image = np.zeros((28, 28), np.uint8)
     image[5:20, 10:14] = 254
     image[5:20, 14] = 3  # faint antialiasing must survive
-    assert np.array_equal(remove_background(image), image)
+    clean, _ = remove_background(image[None])
+    assert np.array_equal(clean[0], image)
 
 
 def test_faint_ink_is_stretched_to_full_range():
     image = np.zeros((10, 10), np.uint8)
     image[3:7, 3:7] = 100
     image[3, 3] = 50
-    out = remove_background(image)
+    out = remove_background(image[None])[0][0]
     assert out[4, 4] == 255 and out[3, 3] == 128 and out[0, 0] == 0
 
 
 @pytest.mark.parametrize("level", [0, 255, 128])
 def test_blank_page_is_refused(level):
+    _, blank = remove_background(ink_high(np.full((1, 20, 20), level, np.uint8)))
+    assert blank.tolist() == [True]
     with pytest.raises(BlankImage):
-        remove_background(ink_high(np.full((20, 20), level, np.uint8)))
+        normalize(np.full((20, 20), level, np.uint8), (8,), NormalizeOptions())
 
 
 def test_bbox_ignores_stray_noise_pixels():
@@ -87,12 +93,12 @@ def test_bbox_keeps_every_real_stroke():
 def test_inter_area_shrink_averages_blocks_exactly():
     image = np.array([[0, 0, 255, 255], [0, 0, 255, 255], [100, 100, 50, 50], [100, 100, 50, 50]], np.uint8)
     assert resize(image, 2, 2).tolist() == [[0, 255], [100, 50]]
-    assert resize(image, 4, 4) is image
+    assert np.array_equal(resize(image, 4, 4), image)
 
 
 def test_fit_and_center_places_a_block_in_the_mnist_box():
     block = np.full((40, 20), 255, np.uint8)  # tall ink: fitted to 20 high, 10 wide in 28x28
-    frame = fit_and_center(block, 28)
+    frame = fit_and_center(block[None], np.array([[0, 0, 20, 40]]), 28)[0]
     rows, cols = np.nonzero(frame)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 23, 9, 18)
     assert frame[4:24, 9:19].min() == 255 and frame.sum() == 255 * 200
@@ -121,9 +127,10 @@ def slanted_bar(slope=0.5, height=60, width=6):
 def test_slanted_bar_comes_out_upright_after_deskew():
     bar = slanted_bar()
     assert skew_of(bar) == pytest.approx(-0.5, abs=0.02) or skew_of(bar) == pytest.approx(0.5, abs=0.02)
-    upright = crop_to_ink(deskew(crop_to_ink(bar)))
+    upright = crop_to_ink(deskew(crop_to_ink(bar)[None])[0])
     assert abs(skew_of(upright)) < 0.02
     assert upright.shape[1] <= 8  # 6 wide plus interpolation fringe; slanted it spans 36
+    assert abs(upright.shape[0] - 60) <= 1
     (out,) = normalize(bar, (28,), NormalizeOptions(deskew=True, center=True))
     cols = np.nonzero(out.max(axis=0) > 127)[0]
     assert cols.max() - cols.min() <= 4  # a vertical stroke, not a diagonal
@@ -131,14 +138,34 @@ def test_slanted_bar_comes_out_upright_after_deskew():
 
 def test_deskew_without_expand_keeps_the_canvas():
     bar = slanted_bar()
-    assert deskew(bar, expand=False).shape == bar.shape
-    assert abs(skew_of(deskew(bar, expand=False))) < 0.02
+    straight = deskew(bar[None], expand=False)[0]
+    assert straight.shape == bar.shape
+    assert abs(skew_of(straight)) < 0.02
 
 
 def test_upright_image_is_left_alone_by_deskew():
     image = np.zeros((20, 20), np.uint8)
     image[2:18, 8:12] = 255
-    assert deskew(image) is image
+    assert deskew(image[None]).tolist() == image[None].tolist()
+
+
+def test_area_resize_agrees_with_cv2_inter_area():
+    rng = np.random.default_rng(3)
+    for shape, target in [((28, 28), (20, 20)), ((37, 23), (8, 8)), ((120, 90), (20, 13)), ((9, 9), (8, 8))]:
+        image = rng.integers(0, 256, shape).astype(np.uint8)
+        ours = resize(image, *target).astype(int)
+        theirs = cv2.resize(image, target, interpolation=cv2.INTER_AREA).astype(int)
+        assert np.abs(ours - theirs).max() <= 1, (shape, target)
+
+
+def test_stack_equals_one_at_a_time():
+    digits = np.stack([drawn_digit(d, canvas=60, at=(5 + 3 * i, 50), scale=1.5) for i, d in enumerate("0123456789")])
+    options = NormalizeOptions(deskew=True, center=True)
+    stacks, blank = normalize_stack(digits, (20, 8), options)
+    assert not blank.any()
+    for i, digit in enumerate(digits):
+        single = normalize(digit, (20, 8), options)
+        assert np.array_equal(stacks[0][i], single[0]) and np.array_equal(stacks[1][i], single[1])
 
 
 def test_one_decode_many_sizes():
