@@ -7,6 +7,7 @@ the same order on every run. All outputs are written under temporary names and r
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
@@ -159,6 +160,20 @@ def _init_worker(config: BuildConfig) -> None:
     _worker_config = config
     # The pool already uses every core; OpenCV's own threads on tiny images only add contention.
     cv2.setNumThreads(1)
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning them to the kernel: each chunk allocates
+    and frees the same few-megabyte arrays, and mapping them afresh costs a page fault per 4 KiB
+    (a third of the run's time in the kernel without this). No-op off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
 
 
 def _work(candidates: list[Candidate]) -> ChunkResult:
