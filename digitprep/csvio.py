@@ -149,10 +149,3 @@ def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]
     labels = np.asarray(classes, np.int64)[targets.argmax(axis=1)]
     return pixels, labels, classes
 
-
-def side_of(n_pixels: int) -> int:
-    """The side of a square image with ``n_pixels`` pixels; ValueError when it is not square."""
-    side = round(n_pixels**0.5)
-    if side * side != n_pixels:
-        raise ValueError(f"{n_pixels} pixels is not a square image")
-    return side
