@@ -7,6 +7,7 @@ the same order on every run. All outputs are written under temporary names and r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -191,16 +192,24 @@ def _worker_context():
     return context
 
 
-def process_all(candidates: list[Candidate], config: BuildConfig, jobs: int) -> Iterator[ChunkResult]:
-    """Chunk results in file order, computed on ``jobs`` processes (1: in this process)."""
+@contextlib.contextmanager
+def worker_pool(config: BuildConfig, jobs: int):
+    """A pool of ``jobs`` worker processes, or None for ``jobs`` <= 1 (work in this process)."""
+    if jobs <= 1:
+        yield None
+        return
+    with _worker_context().Pool(jobs, initializer=_init_worker, initargs=(config,)) as pool:
+        yield pool
+
+
+def process_all(candidates: list[Candidate], config: BuildConfig, pool) -> Iterator[ChunkResult]:
+    """Chunk results in file order, computed on the pool's workers (or here when it is None)."""
     chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
-    if jobs <= 1 or len(chunks) <= 1:
+    if pool is None or len(chunks) <= 1:
         for chunk in chunks:
             yield process_chunk(chunk, config)
         return
-    context = _worker_context()
-    with context.Pool(min(jobs, len(chunks)), initializer=_init_worker, initargs=(config,)) as pool:
-        yield from pool.imap(_work, chunks)
+    yield from pool.imap(_work, chunks)
 
 
 def build_dataset(
@@ -218,9 +227,16 @@ def build_dataset(
 ) -> BuildSummary:
     """Build one-hot CSVs from labelled images. With ``strict`` nothing is written if any file
     is skipped. Raises nothing for bad files: they are reported through ``on_skip``."""
-    candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
-    on_start(len(candidates))
     jobs = jobs or os.cpu_count() or 1
+    # Workers start up while this process walks the folders.
+    with worker_pool(config, jobs) as pool:
+        candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
+        on_start(len(candidates))
+        return _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress)
+
+
+def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress):
+    """Stream chunk results into temporary outputs; rename them into place at the end."""
     csv_paths = output_paths(out, config.sizes)
     writers = {
         "csv": [AtomicWriter(p) for p in csv_paths],
@@ -237,7 +253,7 @@ def build_dataset(
             writer.write(csv_text(MANIFEST_HEADER, []))
         for writer in writers["errors"]:
             writer.write(csv_text(ERRORS_HEADER, []))
-        for result in process_all(candidates, config, jobs):
+        for result in process_all(candidates, config, pool):
             for writer, lines in zip(writers["csv"], result.csv_lines):
                 writer.write(lines)
             errors_text = _rows_only(ERRORS_HEADER, result.errors)

@@ -148,4 +148,3 @@ def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]
         raise DatasetFormatError(f"{path}: row {bad + 1} is not a valid one-hot label")
     labels = np.asarray(classes, np.int64)[targets.argmax(axis=1)]
     return pixels, labels, classes
-

@@ -117,6 +117,20 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
     return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1)
 
 
+def bounding_boxes(stack: np.ndarray) -> np.ndarray:
+    """(n, 4) int ``x, y, w, h`` of everything above INK_LEVEL in each image (no speck filter)."""
+    _, height, width = stack.shape
+    mask = stack > INK_LEVEL
+    rows, cols = mask.any(axis=2), mask.any(axis=1)
+    y0 = rows.argmax(axis=1)
+    y1 = height - rows[:, ::-1].argmax(axis=1)
+    x0 = cols.argmax(axis=1)
+    x1 = width - cols[:, ::-1].argmax(axis=1)
+    empty = ~rows.any(axis=1)
+    x0[empty], y0[empty], x1[empty], y1[empty] = 0, 0, width, height
+    return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1).astype(np.int64)
+
+
 def keep_inside(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Zero everything outside each image's box (the specks), keeping the canvas."""
     _, height, width = stack.shape
@@ -238,7 +252,7 @@ def normalize_stack(
         ink = keep_inside(ink, boxes)
         if options.deskew:
             ink = deskew(ink, expand=True)
-            boxes = ink_boxes(ink)
+            boxes = bounding_boxes(ink)  # specks are gone already: a plain bounding box will do
         return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
     if options.deskew:
         ink = deskew(ink, expand=False)

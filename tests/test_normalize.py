@@ -180,3 +180,14 @@ def test_without_center_the_whole_image_is_resized():
     image[0:20, 0:20] = 255  # top-left quarter stays the top-left quarter
     (out,) = normalize(image, (4,), NormalizeOptions())
     assert out.tolist() == [[255, 255, 0, 0], [255, 255, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_plain_bounding_boxes_match_the_speck_free_ones_on_clean_ink():
+    stack = np.zeros((3, 30, 40), np.float32)
+    stack[0, 5:20, 10:14] = 200
+    stack[1, 0:30, 0:40] = 1
+    stack[2, 29, 39] = 0.4  # below INK_LEVEL: an empty image gets the whole frame
+    from digitprep.normalize import bounding_boxes, ink_boxes
+
+    assert bounding_boxes(stack).tolist() == [[10, 5, 4, 15], [0, 0, 40, 30], [0, 0, 40, 30]]
+    assert np.array_equal(bounding_boxes(stack[:2]), ink_boxes(stack[:2]))
