@@ -7,6 +7,8 @@ its meaning.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from digittrain.activations import ACTIVATIONS, DERIVATIVES
@@ -26,7 +28,7 @@ class MLP:
         rng = np.random.default_rng(seed)
         make = initializer(init)
         self.sizes, self.activations, self.dtype = list(sizes), list(activations), dtype
-        self.weights = [make(rng, fan_in, fan_out, dtype) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+        self.weights = [make(rng, fan_in, fan_out, dtype) for fan_in, fan_out in itertools.pairwise(sizes)]
         self.biases = [np.zeros(fan_out, dtype) for fan_out in sizes[1:]]
         self._outputs: list[np.ndarray] = []
 
