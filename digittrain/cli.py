@@ -1,8 +1,306 @@
-"""The `digittrain` command (the trainer itself arrives with its own issue)."""
+"""The `digittrain` command: thin click wrappers; the work is in the library modules."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
 
 import click
+import numpy as np
+
+from digitprep.csvio import DatasetFormatError
+from digittrain.activations import ACTIVATIONS
+from digittrain.data import SCALINGS, Scaler, load_dataset, smoothed_targets, stratified_split
+from digittrain.initializers import initializer
+from digittrain.model import MLP
+from digittrain.modelio import ModelFileError, check_input_size, load_model, save_model
+from digittrain.optimizers import OPTIMIZERS
+from digittrain.reports import append_result, plot_learning_curves
+from digittrain.train import TrainConfig, TrainingDiverged, accuracy, train
+
+PROCESSED = Path("data/processed")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main():
-    """Train and evaluate a NumPy MLP on digitprep's one-hot CSVs."""
+def parse_hidden(spec: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in spec.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise click.BadParameter(f"{spec!r}: give layer sizes such as 256,256", param_hint="--hidden") from None
+    if any(s <= 0 for s in sizes):
+        raise click.BadParameter("layer sizes must be positive", param_hint="--hidden")
+    return sizes
+
+
+def _load(path: Path, what: str):
+    if not Path(path).exists():
+        raise click.ClickException(f"{path}: no such {what} file (run `make dataset` or pass --{what})")
+    try:
+        return load_dataset(path)
+    except DatasetFormatError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def build_record(train_path: Path) -> dict:
+    """The digitprep options the training CSV was built with (its OUT.build.json), if recorded."""
+    sidecar = Path(train_path).with_name(f"{Path(train_path).stem}.build.json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    return {}
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--size",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Resolution: trains on data/processed/train_SIZE.csv, tests on test_SIZE.csv.",
+)
+@click.option(
+    "--train",
+    "train_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Training CSV [default: data/processed/train_SIZE.csv].",
+)
+@click.option(
+    "--test",
+    "test_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Test CSV [default: data/processed/test_SIZE.csv, or a --val-split of the training CSV].",
+)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Without a test CSV: hold out this stratified, seeded share of the training rows.",
+)
+@click.option("--hidden", default="256,256", show_default=True, help="Hidden layer sizes, comma-separated.")
+@click.option(
+    "--activation",
+    type=click.Choice(list(ACTIVATIONS)),
+    default="relu",
+    show_default=True,
+    help="Activation of every hidden layer.",
+)
+@click.option("--init", "init_spec", default="he", show_default=True, help="Weights: he, xavier or normal:STD.")
+@click.option(
+    "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True, help="Update rule."
+)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True, help="Learning rate.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Passes over the training set.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(0),
+    default=128,
+    show_default=True,
+    help="Rows per update: 1 = per sample, 0 = the full batch.",
+)
+@click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True, help="L2 weight decay.")
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Share of each target spread over all classes.",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(SCALINGS),
+    default="unit",
+    show_default=True,
+    help="Inputs: unit = /255, standard = standardised on the training set, mnist = 0.01-1.0.",
+)
+@click.option(
+    "--report", type=click.IntRange(1), default=1, show_default=True, help="Print a report line every N epochs."
+)
+@click.option(
+    "--loss-target",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="Report the epoch and time at which the training loss first falls below this.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and splits.")
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the model (.npz).")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save learning curves (.png)."
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("reports/results.csv"),
+    show_default=True,
+    help="Append a row describing this run to this CSV.",
+)
+@click.pass_context
+def main(
+    ctx,
+    size,
+    train_path,
+    test_path,
+    val_split,
+    hidden,
+    activation,
+    init_spec,
+    optimizer,
+    lr,
+    epochs,
+    batch_size,
+    l2,
+    label_smoothing,
+    scale,
+    report,
+    loss_target,
+    seed,
+    save,
+    plot,
+    results,
+):
+    """Train a NumPy MLP on a one-hot CSV (default: digittrain --size 20); subcommands evaluate models."""
+    if ctx.invoked_subcommand is not None:
+        return
+    hidden_sizes = parse_hidden(hidden)
+    try:
+        initializer(init_spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--init") from None
+    train_path = train_path or PROCESSED / f"train_{size}.csv"
+    default_test = PROCESSED / f"test_{size}.csv"
+    test_path = test_path or (default_test if default_test.exists() else None)
+    train_set = _load(train_path, "train")
+    if test_path is not None:
+        test_set = _load(test_path, "test")
+        if test_set.pixels.shape[1] != train_set.pixels.shape[1]:
+            raise click.ClickException(
+                f"{test_path}: {test_set.pixels.shape[1]} pixels per row, "
+                f"but {train_path} has {train_set.pixels.shape[1]}"
+            )
+    else:
+        train_rows, test_rows = stratified_split(train_set.labels, val_split, seed)
+        train_set, test_set = train_set.subset(train_rows), train_set.subset(test_rows)
+    classes = train_set.classes
+    scaler = Scaler.fit(scale, train_set.pixels)
+    x, x_test = scaler.transform(train_set.pixels), scaler.transform(test_set.pixels)
+    y_index, y_test_index = train_set.class_index, test_set.class_index
+    model = MLP([x.shape[1], *hidden_sizes, len(classes)], [activation] * len(hidden_sizes), init_spec, seed)
+    config = TrainConfig(optimizer, lr, epochs, batch_size, l2, loss_target=loss_target, seed=seed)
+
+    def evaluate(m):
+        return accuracy(m, x, y_index), accuracy(m, x_test, y_test_index)
+
+    def on_epoch(epoch, history):
+        if epoch % report == 0 or epoch == epochs:
+            click.echo(
+                f"Epoch {epoch}: loss={history.loss[-1]:.3f}, "
+                f"accuracy={history.train_metric[-1]:.3f}/{history.test_metric[-1]:.3f}"
+            )
+
+    click.echo(
+        f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} "
+        f"({len(x_test)} rows); {x.shape[1]}-{'-'.join(map(str, hidden_sizes))}-{len(classes)} {activation}"
+    )
+    try:
+        history = train(model, x, smoothed_targets(y_index, len(classes), label_smoothing), config, evaluate, on_epoch)
+    except TrainingDiverged as exc:
+        raise click.ClickException(str(exc)) from None
+    final_test = history.test_metric[-1]
+    click.echo(f"Final Test: final accuracy = {final_test:.3f}")
+    if history.target_epoch is not None:
+        click.echo(f"Loss below {loss_target} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
+    else:
+        click.echo(f"Loss never fell below {loss_target} ({history.loss[-1]:.4f} at the end)")
+    click.echo(f"Training time: {history.seconds:.1f} s")
+    options = {
+        "size": size,
+        "train": str(train_path),
+        "test": str(test_path or ""),
+        "val_split": val_split,
+        "hidden": hidden,
+        "activation": activation,
+        "init": init_spec,
+        "optimizer": optimizer,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "l2": l2,
+        "label_smoothing": label_smoothing,
+        "scale": scale,
+        "seed": seed,
+    }
+    metrics = {
+        "final_loss": history.loss[-1],
+        "train_accuracy": history.train_metric[-1],
+        "test_accuracy": final_test,
+        "loss_target_epoch": history.target_epoch,
+        "loss_target_seconds": history.target_seconds,
+        "training_seconds": round(history.seconds, 3),
+    }
+    append_result(results, {"finished": datetime.datetime.now().isoformat(timespec="seconds"), **options, **metrics})
+    if save:
+        save_model(
+            save,
+            model,
+            scaler,
+            {
+                "classes": list(classes),
+                "input_size": x.shape[1],
+                "preprocessing": build_record(train_path),
+                "training": options,
+                "metrics": metrics,
+            },
+        )
+        click.echo(f"Model saved to {save}")
+    if plot:
+        plot_learning_curves(plot, history, f"{train_path.name}: {hidden} {activation}, {optimizer} lr={lr}")
+        click.echo(f"Learning curves saved to {plot}")
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--test",
+    "test_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="One-hot CSV to evaluate on.",
+)
+@click.option(
+    "--confusion",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a confusion-matrix PNG here [default: MODEL.confusion.png].",
+)
+@click.option(
+    "--activation",
+    "default_activation",
+    type=click.Choice(list(ACTIVATIONS)),
+    default="sigmoid",
+    show_default=True,
+    help="Hidden activation for a bare W1..Wn/b1..bn file without metadata.",
+)
+def evaluate(model_path, test_path, confusion, default_activation):
+    """Print a model's accuracy on a test CSV and write its confusion matrix."""
+    try:
+        model, scaler, metadata = load_model(model_path, default_activation)
+        data = load_dataset(test_path)
+        check_input_size(model_path, model, data.pixels.shape[1], str(test_path))
+    except (ModelFileError, DatasetFormatError) as exc:
+        raise click.ClickException(str(exc)) from None
+    classes = tuple(metadata.get("classes", data.classes))
+    if len(classes) != model.sizes[-1]:
+        raise click.ClickException(f"{model_path}: {model.sizes[-1]} outputs but {len(classes)} classes")
+    lookup = {c: i for i, c in enumerate(classes)}
+    if any(int(label) not in lookup for label in np.unique(data.labels)):
+        raise click.ClickException(f"{test_path}: labels outside the model's classes {list(classes)}")
+    truth = np.array([lookup[int(label)] for label in data.labels])
+    predicted = model.predict(scaler.transform(data.pixels))
+    click.echo(f"accuracy = {(predicted == truth).mean():.4f}")
+    from digittrain.plots import plot_confusion
+
+    confusion = confusion or model_path.with_suffix(".confusion.png")
+    plot_confusion(confusion, truth, predicted, classes)
+    click.echo(f"confusion matrix: {confusion}", err=True)

@@ -1,0 +1,53 @@
+"""Pictures a person would rather look at than numbers: the confusion matrix."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from digitprep.csvio import write_atomic
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[i, j] = rows of class i predicted as j."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (truth, predicted), 1)
+    return counts
+
+
+def plot_confusion(path: Path, truth: np.ndarray, predicted: np.ndarray, classes) -> None:
+    """Confusion matrix PNG with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = confusion_matrix(truth, predicted, len(classes))
+    figure, axes = plt.subplots(figsize=(1 + 0.6 * len(classes), 0.8 + 0.6 * len(classes)))
+    axes.imshow(counts, cmap="Blues")
+    axes.set(
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+        xticklabels=classes,
+        yticklabels=classes,
+        xlabel="predicted",
+        ylabel="true",
+        title=f"accuracy {np.trace(counts) / max(counts.sum(), 1):.4f}",
+    )
+    for (i, j), value in np.ndenumerate(counts):
+        axes.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if value > counts.max() / 2 else "black",
+        )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_atomic(Path(path), buffer.getvalue())

@@ -1,0 +1,97 @@
+"""The training loop: mini-batches, L2, the report lines, loss target, divergence."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from digittrain.losses import LOSSES
+from digittrain.model import MLP
+from digittrain.optimizers import OPTIMIZERS
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 0.001
+    epochs: int = 20
+    batch_size: int = 128  # 1: per sample, 0: the full batch
+    l2: float = 0.0
+    loss: str = "softmax_cross_entropy"
+    loss_target: float = 0.005
+    seed: int = 0
+
+
+@dataclass
+class History:
+    """Per-epoch curves and the moment the loss first fell below the target."""
+
+    loss: list[float] = field(default_factory=list)
+    train_metric: list[float] = field(default_factory=list)
+    test_metric: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    target_epoch: int | None = None
+    target_seconds: float | None = None
+
+
+def accuracy(model: MLP, x: np.ndarray, class_index: np.ndarray) -> float:
+    return float((model.predict(x) == class_index).mean()) if len(x) else float("nan")
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator):
+    """Shuffled row indices in slices of ``batch_size`` (0: everything at once)."""
+    order = rng.permutation(n)
+    size = n if batch_size <= 0 else batch_size
+    for start in range(0, n, size):
+        yield order[start : start + size]
+
+
+def train(
+    model: MLP,
+    x: np.ndarray,
+    targets: np.ndarray,
+    config: TrainConfig,
+    evaluate: Callable[[MLP], tuple[float, float]],
+    on_epoch: Callable[[int, History], None] = lambda epoch, history: None,
+) -> History:
+    """Fit ``model`` to (x, targets). ``evaluate(model)`` gives the (train, test) metric recorded
+    after every epoch. Time spent evaluating is not counted as training time."""
+    loss_fn = LOSSES[config.loss]
+    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
+    rng = np.random.default_rng(config.seed)
+    history = History()
+    n_weights = len(model.weights)
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        total, seen = 0.0, 0
+        for rows in batches(len(x), config.batch_size, rng):
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught just below
+                loss, grad = loss_fn(model.forward(x[rows]), targets[rows])
+            if not np.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss} in epoch {epoch}: training diverged; try a lower --lr (now {config.lr})"
+                )
+            grads = model.backward(grad)
+            if config.l2:
+                for w, g in zip(model.weights, grads[:n_weights]):
+                    g += config.l2 * w
+            optimizer.step(grads)
+            total += loss * len(rows)
+            seen += len(rows)
+        history.seconds += time.perf_counter() - started
+        epoch_loss = total / seen
+        history.loss.append(epoch_loss)
+        if history.target_epoch is None and epoch_loss < config.loss_target:
+            history.target_epoch, history.target_seconds = epoch, history.seconds
+        train_metric, test_metric = evaluate(model)
+        history.train_metric.append(train_metric)
+        history.test_metric.append(test_metric)
+        on_epoch(epoch, history)
+    return history
