@@ -304,3 +304,34 @@ def evaluate(model_path, test_path, confusion, default_activation):
     confusion = confusion or model_path.with_suffix(".confusion.png")
     plot_confusion(confusion, truth, predicted, classes)
     click.echo(f"confusion matrix: {confusion}", err=True)
+
+
+@main.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+def predict(model_path, images):
+    """Print the digit and its probability for each raw image, preprocessed as the model's data was."""
+    from digitprep.decode import UnusableImage
+    from digittrain.predict import image_row, predict_rows, preprocessing_of
+
+    try:
+        model, scaler, metadata = load_model(model_path)
+    except ModelFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    size, options, labelrow = preprocessing_of(metadata)
+    if size * size != model.sizes[0]:
+        raise click.ClickException(f"{model_path}: recorded size {size} does not fit {model.sizes[0]} inputs")
+    classes = metadata.get("classes") or list(range(model.sizes[-1]))
+    rows, usable, failed = [], [], 0
+    for path in images:
+        try:
+            rows.append(image_row(path, size, options, labelrow))
+            usable.append(path)
+        except UnusableImage as exc:
+            click.echo(f"{path}: cannot use: {exc}", err=True)
+            failed += 1
+    if rows:
+        for path, (digit, probability) in zip(usable, predict_rows(model, scaler, np.stack(rows), classes)):
+            click.echo(f"{path}: {digit} ({probability:.3f})")
+    if failed:
+        raise SystemExit(1)
