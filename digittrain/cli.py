@@ -335,3 +335,83 @@ def predict(model_path, images):
             click.echo(f"{path}: {digit} ({probability:.3f})")
     if failed:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--hidden", default="4,4", show_default=True, help="Hidden layer sizes, comma-separated.")
+@click.option(
+    "--activation",
+    type=click.Choice(list(ACTIVATIONS)),
+    default="leaky_relu",
+    show_default=True,
+    help="Activation of every hidden layer (the output is linear).",
+)
+@click.option("--init", "init_spec", default="he", show_default=True, help="Weights: he, xavier or normal:STD.")
+@click.option(
+    "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True, help="Update rule."
+)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.01, show_default=True, help="Learning rate.")
+@click.option("--epochs", type=click.IntRange(1), default=500, show_default=True, help="Passes over the data.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(0),
+    default=16,
+    show_default=True,
+    help="Rows per update: 1 = per sample, 0 = the full batch.",
+)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0.05, 0.9),
+    default=0.2,
+    show_default=True,
+    help="Seeded share of the rows held out for validation.",
+)
+@click.option("--report", type=click.IntRange(1), default=50, show_default=True, help="Print every N epochs.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and the split.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("reports/regression.png"),
+    show_default=True,
+    help="PNG of the fitted curve and the error curves.",
+)
+def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, batch_size, val_split, report, seed, plot):
+    """Fit y = f(x) from a two-column CSV with an identity output and MSE."""
+    from digittrain.regression import RegressionDataError, load_xy, mse, plot_regression
+
+    try:
+        x_all, y_all = load_xy(data_path)
+    except RegressionDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    order = np.random.default_rng(seed).permutation(len(x_all))
+    cut = max(1, round(len(order) * val_split))
+    val_rows, train_rows = order[:cut], order[cut:]
+    x, y, x_val, y_val = x_all[train_rows], y_all[train_rows], x_all[val_rows], y_all[val_rows]
+    # Inputs standardised on the training rows, so the initialisers' assumptions hold for any x range.
+    centre, spread = float(x.mean()), float(x.std()) or 1.0
+    hidden_sizes = parse_hidden(hidden)
+    model = MLP([1, *hidden_sizes, 1], [activation] * len(hidden_sizes), init_spec, seed)
+
+    def predict(values):
+        return model.forward((values - centre) / spread)
+
+    def evaluate(m):
+        return mse(predict(x), y), mse(predict(x_val), y_val)
+
+    def on_epoch(epoch, history):
+        if epoch % report == 0 or epoch == epochs:
+            click.echo(
+                f"Epoch {epoch}: loss={history.loss[-1]:.5f}, "
+                f"mse={history.train_metric[-1]:.5f}/{history.test_metric[-1]:.5f}"
+            )
+
+    config = TrainConfig(optimizer, lr, epochs, batch_size, loss="mse", seed=seed)
+    try:
+        history = train(model, (x - centre) / spread, y, config, evaluate, on_epoch)
+    except TrainingDiverged as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Final validation MSE = {history.test_metric[-1]:.6f}")
+    click.echo(f"Training time: {history.seconds:.1f} s")
+    plot_regression(plot, x, y, x_val, y_val, predict, history, f"{data_path.name}: [1, {hidden}, 1] {activation}")
+    click.echo(f"Plot saved to {plot}")
