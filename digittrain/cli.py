@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -39,6 +40,28 @@ def _load(path: Path, what: str):
         return load_dataset(path)
     except DatasetFormatError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+class EpochProgress:
+    """A progress bar over each epoch's rows, on a terminal only (report lines stay readable)."""
+
+    def __init__(self, rows: int):
+        self.rows, self.enabled, self.bar, self.epoch = rows, sys.stdout.isatty(), None, 0
+
+    def advance(self, epoch: int, rows: int) -> None:
+        if not self.enabled:
+            return
+        if epoch != self.epoch:
+            self.close()
+            self.epoch = epoch
+            self.bar = click.progressbar(length=self.rows, label=f"epoch {epoch}", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(rows)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def build_record(train_path: Path) -> dict:
@@ -192,7 +215,10 @@ def main(
     def evaluate(m):
         return accuracy(m, x, y_index), accuracy(m, x_test, y_test_index)
 
+    progress = EpochProgress(len(x))
+
     def on_epoch(epoch, history):
+        progress.close()
         if epoch % report == 0 or epoch == epochs:
             click.echo(
                 f"Epoch {epoch}: loss={history.loss[-1]:.3f}, "
@@ -204,8 +230,10 @@ def main(
         f"({len(x_test)} rows); {x.shape[1]}-{'-'.join(map(str, hidden_sizes))}-{len(classes)} {activation}"
     )
     try:
-        history = train(model, x, smoothed_targets(y_index, len(classes), label_smoothing), config, evaluate, on_epoch)
+        targets = smoothed_targets(y_index, len(classes), label_smoothing)
+        history = train(model, x, targets, config, evaluate, on_epoch, progress.advance)
     except TrainingDiverged as exc:
+        progress.close()
         raise click.ClickException(str(exc)) from None
     final_test = history.test_metric[-1]
     click.echo(f"Final Test: final accuracy = {final_test:.3f}")

@@ -60,6 +60,7 @@ def train(
     config: TrainConfig,
     evaluate: Callable[[MLP], tuple[float, float]],
     on_epoch: Callable[[int, History], None] = lambda epoch, history: None,
+    on_batch: Callable[[int, int], None] = lambda epoch, rows: None,
 ) -> History:
     """Fit ``model`` to (x, targets). ``evaluate(model)`` gives the (train, test) metric recorded
     after every epoch. Time spent evaluating is not counted as training time."""
@@ -85,6 +86,7 @@ def train(
             optimizer.step(grads)
             total += loss * len(rows)
             seen += len(rows)
+            on_batch(epoch, len(rows))
         history.seconds += time.perf_counter() - started
         epoch_loss = total / seen
         history.loss.append(epoch_loss)
