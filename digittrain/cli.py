@@ -236,14 +236,14 @@ def main(
         progress.close()
         raise click.ClickException(str(exc)) from None
     final_test = history.test_metric[-1]
-    click.echo(f"Final Test: final accuracy = {final_test:.3f}")
+    click.echo(f"Final Test: final accuracy = {final_test:.4f}")
     if history.target_epoch is not None:
         click.echo(f"Loss below {loss_target} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
     else:
         click.echo(f"Loss never fell below {loss_target} ({history.loss[-1]:.4f} at the end)")
     click.echo(f"Training time: {history.seconds:.1f} s")
     options = {
-        "size": size,
+        "size": round(x.shape[1] ** 0.5),  # what was loaded, whatever --size said
         "train": str(train_path),
         "test": str(test_path or ""),
         "val_split": val_split,

@@ -40,13 +40,14 @@ class Adam:
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
-        step_size = self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        # A Python float: a NumPy float64 scalar here would make the whole update float64.
+        step_size = float(self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t))
         for p, m, v, g in zip(self.params, self.m, self.v, grads):
             m *= self.beta1
             m += (1 - self.beta1) * g
             v *= self.beta2
             v += (1 - self.beta2) * (g * g)
-            p -= (step_size * m / (np.sqrt(v) + self.eps)).astype(p.dtype, copy=False)
+            p -= step_size * m / (np.sqrt(v) + self.eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

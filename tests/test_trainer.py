@@ -65,7 +65,7 @@ def test_train_prints_the_original_report_lines_and_saves(tmp_path):
         r"Epoch 4: loss=\d\.\d{3}, accuracy=\d\.\d{3}/\d\.\d{3}",
         next(line for line in lines if line.startswith("Epoch 4")),
     )
-    final = re.search(r"Final Test: final accuracy = (\d\.\d{3})", result.output)
+    final = re.search(r"Final Test: final accuracy = (\d\.\d{4})", result.output)
     assert final and float(final.group(1)) == 1.0
     assert re.search(r"Training time: \d+\.\d s", result.output)
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
