@@ -19,8 +19,8 @@ Project and torch report the median of their --epochs epoch times (the first epo
 warm-up). The target is project / torch <= 0.8. Each side's mean training loss in its last epoch is
 printed beside its time, to show that the three really train (sklearn's includes its L2 term).
 "CPU busy" is the share of the machine's CPU time that other processes took during each
-measurement (from /proc/stat): on a shared machine anything above a few per cent inflates that time,
-and the table says so.
+measurement (from /proc/stat; "-" for measurements under a second, too short for its 10 ms ticks):
+on a shared machine anything above a few per cent inflates that time, and the table says so.
 
 Data: the PNGs under data/cache/training/<digit>/, extracted once from
 ../shared/data/mnist/mnist_png.tar.gz when that folder is missing (as bench/prep.py does); with
@@ -75,6 +75,7 @@ LR = 1e-3
 SEED = 0
 TARGET_RATIO = 0.8  # project s/epoch over torch s/epoch, at most
 BUSY_WARNING = 0.05  # share of the CPUs other processes may use during a measurement before a warning
+MIN_BUSY_WALL = 1.0  # seconds: /proc/stat counts in ticks of 10 ms, too coarse for shorter measurements
 
 
 @dataclass
@@ -162,7 +163,7 @@ def time_project(x: np.ndarray, labels: np.ndarray, epochs: int) -> Result:
         evaluate=lambda model: (float("nan"), float("nan")),
         on_epoch=lambda epoch, history: ends.append(history.seconds),
     )
-    seconds = list(np.diff([0.0, *ends]))
+    seconds = [end - start for start, end in itertools.pairwise([0.0, *ends])]
     return Result("project (NumPy)", seconds, statistics.median(seconds), history.loss[-1])
 
 
@@ -241,9 +242,9 @@ def timed(trainer: Trainer, x: np.ndarray, labels: np.ndarray, epochs: int) -> R
     busy, own, started = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     result = trainer(x, labels, epochs)
     busy_after = busy_cpu_seconds()
-    if result is not None and busy is not None and busy_after is not None:
+    wall = time.perf_counter() - started
+    if result is not None and busy is not None and busy_after is not None and wall >= MIN_BUSY_WALL:
         others = (busy_after - busy) - (time.process_time() - own)
-        wall = time.perf_counter() - started
         result.elsewhere = max(others, 0.0) / (wall * (os.cpu_count() or 1))
     return result
 
@@ -260,14 +261,19 @@ def numpy_blas() -> str:
     return "BLAS threads unknown"
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def result_line(result: Result) -> str:
     """One aligned line of the result table."""
     epochs = ", ".join(f"{s:.3f}" for s in result.epoch_seconds)
-    elsewhere = "?" if result.elsewhere is None else f"{result.elsewhere:.0%}"
+    elsewhere = "-" if result.elsewhere is None else f"{result.elsewhere:.0%}"
     return (
         f"{result.name:<24}{result.seconds_per_epoch:>9.3f}  {result.final_loss:>9.4f}  {elsewhere:>9}"
         f"  [{epochs}]  {result.note}"
-    )
+    ).rstrip()
 
 
 def ratio_line(measure: str, ratio: float, target: float | None = None) -> str:
@@ -283,9 +289,10 @@ def print_report(n_rows: int, epochs: int, project: Result, torch_result: Result
     network = "-".join(map(str, [SIDE * SIDE, *HIDDEN, N_CLASSES]))
     print(
         f"\nMNIST training set, {n_rows} rows; {network} ReLU MLP, Adam lr {LR:g}, batch {BATCH}, float32; "
-        f"{epochs} epochs, median\n{os.cpu_count()} CPUs; NumPy {np.__version__}: {numpy_blas()}; "
-        + (torch_result.note if torch_result else "torch not installed")
+        f"{plural(epochs, 'epoch')} (median epoch; sklearn: fit time / n_iter_)"
     )
+    torch_threads = torch_result.note if torch_result else "torch not installed"
+    print(f"{os.cpu_count()} CPUs; NumPy {np.__version__}: {numpy_blas()}; {torch_threads}")
     print(f"{'trainer':<24}{'s/epoch':>9}  {'last loss':>9}  {'CPU busy':>9}  [each epoch, s]")
     results = [r for r in (project, torch_result, sklearn) if r is not None]
     for result in results:
@@ -294,7 +301,7 @@ def print_report(n_rows: int, epochs: int, project: Result, torch_result: Result
         ratio = project.seconds_per_epoch / torch_result.seconds_per_epoch
         print(ratio_line("ratio project / torch", ratio, TARGET_RATIO))
     else:
-        print("ratio project / torch        -  torch not installed")
+        print(f"{'ratio project / torch':<24}{'-':>9}  torch not installed")
     print(ratio_line("ratio project / sklearn", project.seconds_per_epoch / sklearn.seconds_per_epoch))
     if any(r.elsewhere is not None and r.elsewhere > BUSY_WARNING for r in results):
         print(
@@ -318,9 +325,9 @@ def main() -> int:
         return 0
     x = Scaler.fit("unit", pixels).transform(pixels)
     print(f"loaded {len(x)} images from {TRAINING} in {time.perf_counter() - started:.1f} s", flush=True)
-    print(f"project: digittrain.train.train, {args.epochs} epochs ...", flush=True)
+    print(f"project: digittrain.train.train, {plural(args.epochs, 'epoch')} ...", flush=True)
     project = timed(time_project, x, labels, args.epochs)
-    print(f"torch: {args.epochs} epochs ...", flush=True)
+    print(f"torch: {plural(args.epochs, 'epoch')} ...", flush=True)
     torch_result = timed(time_torch, x, labels, args.epochs)
     if torch_result is None:
         print("torch not installed", flush=True)
