@@ -1,9 +1,9 @@
 """Seconds per training epoch of the project's NumPy MLP against PyTorch (CPU) and scikit-learn.
 
-All three train the same network on the same data, one after the other in one process: a
-784-256-256-10 MLP with ReLU hidden layers, a linear output and softmax cross-entropy, Adam at
-lr 1e-3, mini-batches of 128 rows reshuffled every epoch, float32 throughout, on the 60 000 MNIST
-training images (28x28 grey, scaled by 1/255).
+All three train the same network on the same data, in one process: a 784-256-256-10 MLP with ReLU
+hidden layers, a linear output and softmax cross-entropy, Adam at lr 1e-3, mini-batches of 128 rows
+reshuffled every epoch, float32 throughout, on the 60 000 MNIST training images (28x28 grey, scaled
+by 1/255).
 
 - project: ``digittrain.train.train`` itself, with a no-op ``evaluate``. Each epoch's time is the
   trainer's own timer: shuffling, batch gathering, forward, loss, backward and the Adam step.
@@ -15,12 +15,18 @@ training images (28x28 grey, scaled by 1/255).
   on). It runs all its epochs inside one ``fit``, so its figure is the fit's wall time over
   ``n_iter_``: a mean that includes fit's set-up, not a median.
 
-Project and torch report the median of their --epochs epoch times (the first epoch also pays for
-warm-up). The target is project / torch <= 0.8. Each side's mean training loss in its last epoch is
-printed beside its time, to show that the three really train (sklearn's includes its L2 term).
-"CPU busy" is the share of the machine's CPU time that other processes took during each
-measurement (from /proc/stat; "-" for measurements under a second, too short for its 10 ms ticks):
-on a shared machine anything above a few per cent inflates that time, and the table says so.
+Project and torch epochs alternate (project 1, torch 1, project 2, torch 2, ...) with a 0.5 s pause
+at each switch, outside both clocks, so that the worker threads one library leaves spinning are
+asleep before the other starts. A slow phase of a shared machine, which can last tens of seconds and
+shows in no process list, then slows both sides alike instead of whichever ran during it. sklearn
+runs afterwards. Project and torch report the median of their --epochs epoch times (the first epoch
+also pays for warm-up). The target is project / torch <= 0.8.
+
+Each side's mean training loss in its last epoch is printed beside its time, to show that the three
+really train (sklearn's includes its L2 term). "CPU busy" is the share of the machine's CPU time
+that other processes took during each measurement (from /proc/stat; "-" for measurements under a
+second, too short for its 10 ms ticks): on a shared machine anything above a few per cent inflates
+that time, and the table says so.
 
 Data: the PNGs under data/cache/training/<digit>/, extracted once from
 ../shared/data/mnist/mnist_png.tar.gz when that folder is missing (as bench/prep.py does); with
@@ -60,7 +66,7 @@ from sklearn.neural_network import MLPClassifier
 
 from digittrain.data import Scaler, smoothed_targets
 from digittrain.model import MLP
-from digittrain.train import TrainConfig, train
+from digittrain.train import History, TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 TARBALL = REPO.parent / "shared" / "data" / "mnist" / "mnist_png.tar.gz"
@@ -75,6 +81,7 @@ LR = 1e-3
 SEED = 0
 TARGET_RATIO = 0.8  # project s/epoch over torch s/epoch, at most
 BUSY_WARNING = 0.05  # share of the CPUs other processes may use during a measurement before a warning
+SWITCH_PAUSE = 0.5  # seconds of sleep between a project epoch and a torch epoch, outside both clocks
 MIN_BUSY_WALL = 1.0  # seconds: /proc/stat counts in ticks of 10 ms, too coarse for shorter measurements
 
 
@@ -149,58 +156,119 @@ def load_training(folder: Path, rows: int | None) -> tuple[np.ndarray, np.ndarra
     return pixels, labels
 
 
-def time_project(x: np.ndarray, labels: np.ndarray, epochs: int) -> Result:
-    """The project's trainer, ``digittrain.train.train``, timed by its own per-epoch clock."""
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have used since boot, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as handle:
+            user, nice, system, _idle, _iowait, irq, softirq = map(int, handle.readline().split()[1:8])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuElsewhere:
+    """The share of the machine's CPU time that other processes take during the measured intervals:
+    busy time of all processes less this process's own, over wall time x CPUs, summed from each
+    ``start()`` to the following ``stop()``."""
+
+    def __init__(self) -> None:
+        self.others = self.wall = 0.0
+        self.available = busy_cpu_seconds() is not None
+        self._mark = (0.0, 0.0, 0.0)
+
+    def start(self) -> None:
+        """Open a measured interval."""
+        self._mark = (busy_cpu_seconds() or 0.0, time.process_time(), time.perf_counter())
+
+    def stop(self) -> None:
+        """Close the interval opened by the last ``start()``."""
+        busy, own, started = self._mark
+        self.others += max((busy_cpu_seconds() or 0.0) - busy - (time.process_time() - own), 0.0)
+        self.wall += time.perf_counter() - started
+
+    def share(self) -> float | None:
+        """Others' share of all CPUs; None without /proc/stat or below MIN_BUSY_WALL of measuring."""
+        if not self.available or self.wall < MIN_BUSY_WALL:
+            return None
+        return self.others / (self.wall * (os.cpu_count() or 1))
+
+
+class TorchTrainer:
+    """The same network, loss, optimiser and loop in PyTorch on the CPU, one epoch per ``epoch()``
+    call so that its epochs can alternate with the project's."""
+
+    def __init__(self, torch, x: np.ndarray, labels: np.ndarray):
+        nn = torch.nn
+        torch.manual_seed(SEED)
+        sizes = [x.shape[1], *HIDDEN]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+        self.model = nn.Sequential(*layers, nn.Linear(sizes[-1], N_CLASSES))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.inputs, self.classes = torch.from_numpy(x), torch.from_numpy(labels)
+        self.generator = torch.Generator().manual_seed(SEED)
+        self.torch = torch
+        self.seconds: list[float] = []
+        self.loss = float("nan")
+        self.elsewhere = CpuElsewhere()
+
+    @classmethod
+    def create(cls, x: np.ndarray, labels: np.ndarray) -> TorchTrainer | None:
+        """A trainer when ``import torch`` works, else None."""
+        try:
+            import torch
+        except ImportError:
+            return None
+        return cls(torch, x, labels)
+
+    def epoch(self) -> None:
+        """One shuffled pass over the data: gather, forward, loss, backward, Adam step, read the loss."""
+        n = len(self.inputs)
+        self.elsewhere.start()
+        started = time.perf_counter()
+        total = 0.0
+        order = self.torch.randperm(n, generator=self.generator)
+        for start in range(0, n, BATCH):
+            rows = order[start : start + BATCH]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.model(self.inputs[rows]), self.classes[rows])
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(rows)
+        self.seconds.append(time.perf_counter() - started)
+        self.elsewhere.stop()
+        self.loss = total / n
+
+    def result(self) -> Result:
+        """The epochs run so far as a Result."""
+        note = f"torch {self.torch.__version__}, {self.torch.get_num_threads()} threads"
+        median = statistics.median(self.seconds)
+        return Result("torch (CPU)", self.seconds, median, self.loss, note, self.elsewhere.share())
+
+
+def time_project(x: np.ndarray, labels: np.ndarray, epochs: int, between: Callable[[], None] = lambda: None) -> Result:
+    """The project's trainer, ``digittrain.train.train``, timed by its own per-epoch clock;
+    ``between()`` runs after each epoch, outside that clock."""
     model = MLP([x.shape[1], *HIDDEN, N_CLASSES], ["relu"] * len(HIDDEN), seed=SEED, dtype=np.float32)
     config = TrainConfig(optimizer="adam", lr=LR, epochs=epochs, batch_size=BATCH, seed=SEED)
     targets = smoothed_targets(labels, N_CLASSES)
     ends: list[float] = []  # cumulative training seconds after each epoch
-    history = train(
-        model,
-        x,
-        targets,
-        config,
-        evaluate=lambda model: (float("nan"), float("nan")),
-        on_epoch=lambda epoch, history: ends.append(history.seconds),
-    )
+    elsewhere = CpuElsewhere()
+
+    def on_epoch(epoch: int, history: History) -> None:
+        elsewhere.stop()
+        ends.append(history.seconds)
+        between()
+        elsewhere.start()
+
+    elsewhere.start()
+    history = train(model, x, targets, config, lambda model: (float("nan"), float("nan")), on_epoch)
+    elsewhere.stop()
     seconds = [end - start for start, end in itertools.pairwise([0.0, *ends])]
-    return Result("project (NumPy)", seconds, statistics.median(seconds), history.loss[-1])
-
-
-def time_torch(x: np.ndarray, labels: np.ndarray, epochs: int) -> Result | None:
-    """The same network and loop in PyTorch on the CPU; None when torch cannot be imported."""
-    try:
-        import torch
-        from torch import nn
-    except ImportError:
-        return None
-    torch.manual_seed(SEED)
-    sizes = [x.shape[1], *HIDDEN]
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-    model = nn.Sequential(*layers, nn.Linear(sizes[-1], N_CLASSES))
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = nn.CrossEntropyLoss()
-    inputs, classes = torch.from_numpy(x), torch.from_numpy(labels)
-    generator = torch.Generator().manual_seed(SEED)
-    n = len(inputs)
-    seconds, loss_mean = [], float("nan")
-    for _ in range(epochs):
-        started = time.perf_counter()
-        total = 0.0
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, BATCH):
-            rows = order[start : start + BATCH]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs[rows]), classes[rows])
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(rows)
-        seconds.append(time.perf_counter() - started)
-        loss_mean = total / n
-    note = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    return Result("torch (CPU)", seconds, statistics.median(seconds), loss_mean, note)
+    median = statistics.median(seconds)
+    return Result("project (NumPy)", seconds, median, history.loss[-1], elsewhere=elsewhere.share())
 
 
 def time_sklearn(x: np.ndarray, labels: np.ndarray, epochs: int) -> Result:
@@ -213,40 +281,18 @@ def time_sklearn(x: np.ndarray, labels: np.ndarray, epochs: int) -> Result:
         max_iter=epochs,
         random_state=SEED,
     )
+    elsewhere = CpuElsewhere()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        elsewhere.start()
         started = time.perf_counter()
         classifier.fit(x, labels)
         fit_seconds = time.perf_counter() - started
+        elsewhere.stop()
     per_epoch = fit_seconds / classifier.n_iter_
     note = f"fit {fit_seconds:.2f} s / n_iter_ {classifier.n_iter_}, weights {classifier.coefs_[0].dtype}"
-    return Result("sklearn MLPClassifier", [per_epoch] * classifier.n_iter_, per_epoch, classifier.loss_, note)
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes have used since boot, from /proc/stat; None where there is none."""
-    try:
-        with open("/proc/stat") as handle:
-            user, nice, system, _idle, _iowait, irq, softirq = map(int, handle.readline().split()[1:8])
-    except (OSError, ValueError):
-        return None
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-Trainer = Callable[[np.ndarray, np.ndarray, int], Result | None]
-
-
-def timed(trainer: Trainer, x: np.ndarray, labels: np.ndarray, epochs: int) -> Result | None:
-    """``trainer(x, labels, epochs)``, with the share of the machine that other processes used
-    meanwhile (busy CPU time less this process's, over wall time x CPUs) set on its result."""
-    busy, own, started = busy_cpu_seconds(), time.process_time(), time.perf_counter()
-    result = trainer(x, labels, epochs)
-    busy_after = busy_cpu_seconds()
-    wall = time.perf_counter() - started
-    if result is not None and busy is not None and busy_after is not None and wall >= MIN_BUSY_WALL:
-        others = (busy_after - busy) - (time.process_time() - own)
-        result.elsewhere = max(others, 0.0) / (wall * (os.cpu_count() or 1))
-    return result
+    epoch_seconds = [per_epoch] * classifier.n_iter_
+    return Result("sklearn MLPClassifier", epoch_seconds, per_epoch, classifier.loss_, note, elsewhere.share())
 
 
 def numpy_blas() -> str:
@@ -325,14 +371,23 @@ def main() -> int:
         return 0
     x = Scaler.fit("unit", pixels).transform(pixels)
     print(f"loaded {len(x)} images from {TRAINING} in {time.perf_counter() - started:.1f} s", flush=True)
-    print(f"project: digittrain.train.train, {plural(args.epochs, 'epoch')} ...", flush=True)
-    project = timed(time_project, x, labels, args.epochs)
-    print(f"torch: {plural(args.epochs, 'epoch')} ...", flush=True)
-    torch_result = timed(time_torch, x, labels, args.epochs)
-    if torch_result is None:
+    torch_trainer = TorchTrainer.create(x, labels)
+    if torch_trainer is None:
         print("torch not installed", flush=True)
+        print(f"project: digittrain.train.train, {plural(args.epochs, 'epoch')} ...", flush=True)
+        project = time_project(x, labels, args.epochs)
+    else:
+        print(f"project and torch: {plural(args.epochs, 'epoch')} each, alternating ...", flush=True)
+
+        def torch_epoch() -> None:
+            time.sleep(SWITCH_PAUSE)
+            torch_trainer.epoch()
+            time.sleep(SWITCH_PAUSE)
+
+        project = time_project(x, labels, args.epochs, between=torch_epoch)
+    torch_result = None if torch_trainer is None else torch_trainer.result()
     print(f"sklearn: MLPClassifier, max_iter={args.epochs} ...", flush=True)
-    sklearn = timed(time_sklearn, x, labels, args.epochs)
+    sklearn = time_sklearn(x, labels, args.epochs)
     print_report(len(x), args.epochs, project, torch_result, sklearn)
     return 0
 
