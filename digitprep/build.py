@@ -24,11 +24,13 @@ from digitprep.classes import format_classes
 from digitprep.csvio import AtomicWriter, csv_text, encode_onehot_rows, onehot_header
 from digitprep.decode import DEFAULT_MAX_PIXELS, UnusableImage, decode_grey
 from digitprep.normalize import NormalizeOptions, normalize_stack
+from digitprep.pngbatch import decode_simple_pngs
 from digitprep.sources import Candidate, find_candidates
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
 CHUNK_FILES = 256  # files per task sent to a worker: large enough to amortise the hand-off
+READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
 
 
 @dataclass(frozen=True)
@@ -76,23 +78,40 @@ def sidecar_path(csv_path: Path, kind: str) -> Path:
     return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
 
 
-def decode_file(candidate: Candidate, config: BuildConfig) -> tuple[np.ndarray, tuple] | str:
-    """One file -> (grey image, manifest row), or the reason it cannot be used."""
+def read_source(candidate: Candidate) -> bytes | str:
+    """A file's bytes, or the reason it cannot be read. Plain os calls: this runs once per file."""
     if candidate.problem:
         return candidate.problem
     try:
-        with open(candidate.path, "rb") as handle:
-            data = handle.read()
+        handle = os.open(candidate.path, os.O_RDONLY)
+        try:
+            data = os.read(handle, READ_BYTES)
+            if len(data) == READ_BYTES:  # a large file: read on to the end
+                parts = [data]
+                while part := os.read(handle, 1 << 20):
+                    parts.append(part)
+                data = b"".join(parts)
+        finally:
+            os.close(handle)
     except IsADirectoryError:
         return "is a directory, not an image"
     except OSError as exc:
         return f"cannot read: {exc.strerror or exc}"
-    try:
-        grey = decode_grey(data, config.max_pixels)
-    except UnusableImage as exc:
-        return str(exc)
-    except Exception as exc:  # a decoder bug on a hostile file must not end the run
-        return f"cannot decode ({exc.__class__.__name__}: {exc})"
+    return data
+
+
+def decode_file(
+    candidate: Candidate, data: bytes, config: BuildConfig, grey: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple] | str:
+    """One file's bytes -> (grey image, manifest row), or the reason it cannot be used. ``grey``
+    is the image when the batched PNG decoder has already decoded it."""
+    if grey is None:
+        try:
+            grey = decode_grey(data, config.max_pixels)
+        except UnusableImage as exc:
+            return str(exc)
+        except Exception as exc:  # a decoder bug on a hostile file must not end the run
+            return f"cannot decode ({exc.__class__.__name__}: {exc})"
     height, width = grey.shape
     label, tag = candidate.label, candidate.tag
     if config.labelrow:
@@ -104,6 +123,17 @@ def decode_file(candidate: Candidate, config: BuildConfig) -> tuple[np.ndarray, 
             return f"label {label} (from the label row) is not in the class set"
     digest = hashlib.sha256(data).hexdigest()
     return grey, (candidate.display, label, tag, candidate.origin, width, height, digest)
+
+
+def decode_chunk(candidates: list[Candidate], config: BuildConfig) -> list[tuple[np.ndarray, tuple] | str]:
+    """Per file (grey image, manifest row) or the reason it cannot be used. Simple PNGs are
+    decoded together (pngbatch); every other file by the general decoder."""
+    contents = [read_source(candidate) for candidate in candidates]
+    fast = decode_simple_pngs([data if isinstance(data, bytes) else b"" for data in contents], config.max_pixels)
+    return [
+        data if isinstance(data, str) else decode_file(candidate, data, config, grey)
+        for candidate, data, grey in zip(candidates, contents, fast)
+    ]
 
 
 def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[np.ndarray] | str]:
@@ -123,7 +153,7 @@ def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[n
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
     """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
     Decoding is per file; normalisation runs once per group of same-shaped images."""
-    outcomes: list[tuple | str] = [decode_file(candidate, config) for candidate in candidates]
+    outcomes = decode_chunk(candidates, config)
     groups: dict[tuple[int, int], list[int]] = {}
     for position, outcome in enumerate(outcomes):
         if not isinstance(outcome, str):
