@@ -96,7 +96,10 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
     n, height, width = stack.shape
     tall = np.zeros((n, height + 1, width), np.uint8)
     tall[:, :height] = stack > INK_LEVEL
-    _, _, stats, _ = cv2.connectedComponentsWithStats(tall.reshape(n * (height + 1), width), connectivity=8)
+    # BBDT gives the same components as the default algorithm at half its cost on such stacks.
+    _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        tall.reshape(n * (height + 1), width), 8, cv2.CV_32S, cv2.CCL_BBDT
+    )
     stats = stats[1:].astype(np.int64)
     image = stats[:, cv2.CC_STAT_TOP] // (height + 1)
     area = stats[:, cv2.CC_STAT_AREA]
@@ -148,7 +151,7 @@ def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     mass = np.maximum(rows.sum(axis=1), 1e-12)
     cx, cy = cols @ xs / mass, rows @ ys / mass
     mu02 = rows @ (ys * ys) - mass * cy * cy
-    mu11 = np.einsum("nhw,h,w->n", weights, ys, xs) - mass * cx * cy
+    mu11 = (weights @ xs) @ ys - mass * cx * cy
     skew = np.where(np.abs(mu02) < 1e-2, 0.0, mu11 / np.where(np.abs(mu02) < 1e-2, 1.0, mu02))
     return cx, cy, np.clip(skew, -MAX_SKEW, MAX_SKEW)
 
@@ -182,7 +185,15 @@ def deskew(stack: np.ndarray, expand: bool = True) -> np.ndarray:
 def axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
     """(n, out, canvas) float32 resampling matrices along one axis: source pixels
     [start, start + length) onto output pixels [0, target). Shrinking uses area weights (exactly
-    what cv2.INTER_AREA computes); enlarging, linear interpolation between pixel centres."""
+    what cv2.INTER_AREA computes); enlarging, linear interpolation between pixel centres.
+    Images of a batch share few distinct (start, length, target): each matrix is computed once."""
+    key = (np.asarray(start) * (canvas + 1) + length) * (out + 1) + target
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    distinct = _axis_weights(start[first], length[first], target[first], canvas, out)
+    return distinct[inverse.ravel()]
+
+
+def _axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
     scale = (length / target).astype(np.float32)[:, None, None]
     j = np.arange(out, dtype=np.float32)[None, :, None]
     u = np.arange(canvas, dtype=np.float32)[None, None, :] - start.astype(np.float32)[:, None, None]
@@ -208,15 +219,15 @@ def resample(stack: np.ndarray, boxes: np.ndarray, widths: np.ndarray, heights: 
 
 def shift(stack: np.ndarray, down: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Move each image's content down/right by whole pixels, filling with zeros."""
-    _, height, width = stack.shape
+    n, height, width = stack.shape
     source_rows = np.arange(height)[None, :] - down[:, None]
     source_cols = np.arange(width)[None, :] - right[:, None]
-    moved = np.take_along_axis(stack, np.clip(source_rows, 0, height - 1)[:, :, None], axis=1)
-    moved = np.take_along_axis(moved, np.clip(source_cols, 0, width - 1)[:, None, :], axis=2)
+    # One gather from the flattened stack, then zeros where the source is outside the image.
+    rows_at = (np.clip(source_rows, 0, height - 1) + np.arange(n)[:, None] * height) * width
+    moved = stack.reshape(-1).take(rows_at[:, :, None] + np.clip(source_cols, 0, width - 1)[:, None, :])
     rows_valid = (source_rows >= 0) & (source_rows < height)
     cols_valid = (source_cols >= 0) & (source_cols < width)
-    valid = rows_valid[:, :, None] & cols_valid[:, None, :]
-    return moved * valid
+    return moved * (rows_valid[:, :, None] & cols_valid[:, None, :])
 
 
 def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float = MNIST_BOX) -> np.ndarray:
