@@ -145,13 +145,16 @@ def keep_inside(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre of mass (cx, cy) and horizontal shear mu11 / mu02 of each image (0 when undefined)."""
-    weights = stack.astype(np.float64)
-    ys, xs = np.arange(stack.shape[1], dtype=np.float64), np.arange(stack.shape[2], dtype=np.float64)
-    rows, cols = weights.sum(axis=2), weights.sum(axis=1)
+    n, height, width = stack.shape
+    ys, xs = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
+    # Per row its mass and its sum of x * value, in one product. The pipeline's images hold whole
+    # numbers, for which every sum here is exact whatever the order of the additions.
+    weights = stack.reshape(n * height, width).astype(np.float64)
+    rows, row_x = (weights @ np.stack((np.ones(width), xs), axis=1)).reshape(n, height, 2).transpose(2, 0, 1)
     mass = np.maximum(rows.sum(axis=1), 1e-12)
-    cx, cy = cols @ xs / mass, rows @ ys / mass
+    cx, cy = row_x.sum(axis=1) / mass, rows @ ys / mass
     mu02 = rows @ (ys * ys) - mass * cy * cy
-    mu11 = (weights @ xs) @ ys - mass * cx * cy
+    mu11 = row_x @ ys - mass * cx * cy
     skew = np.where(np.abs(mu02) < 1e-2, 0.0, mu11 / np.where(np.abs(mu02) < 1e-2, 1.0, mu02))
     return cx, cy, np.clip(skew, -MAX_SKEW, MAX_SKEW)
 
@@ -213,7 +216,7 @@ def resample(stack: np.ndarray, boxes: np.ndarray, widths: np.ndarray, heights: 
     _, canvas_h, canvas_w = stack.shape
     rows = axis_weights(boxes[:, 1], boxes[:, 3], heights, canvas_h, out)
     cols = axis_weights(boxes[:, 0], boxes[:, 2], widths, canvas_w, out)
-    values = rows @ stack.astype(np.float32) @ cols.transpose(0, 2, 1)
+    values = rows @ stack.astype(np.float32, copy=False) @ cols.transpose(0, 2, 1)
     return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
 
 
