@@ -222,6 +222,15 @@ def _worker_context():
     return context
 
 
+def start_worker_server() -> None:
+    """Start the forkserver now, without waiting for it: it imports this module (NumPy, OpenCV)
+    while this process walks the folders, and creating the pool then waits only for what is left."""
+    if _worker_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver  # POSIX only, like the start method itself
+
+        forkserver.ensure_running()
+
+
 @contextlib.contextmanager
 def worker_pool(config: BuildConfig, jobs: int):
     """A pool of ``jobs`` worker processes, or None for ``jobs`` <= 1 (work in this process)."""
@@ -258,10 +267,11 @@ def build_dataset(
     """Build one-hot CSVs from labelled images. With ``strict`` nothing is written if any file
     is skipped. Raises nothing for bad files: they are reported through ``on_skip``."""
     jobs = jobs or os.cpu_count() or 1
-    # Workers start up while this process walks the folders.
-    with worker_pool(config, jobs) as pool:
-        candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
-        on_start(len(candidates))
+    if jobs > 1:
+        start_worker_server()
+    candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
+    on_start(len(candidates))
+    with worker_pool(config, jobs if len(candidates) > CHUNK_FILES else 1) as pool:
         return _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress)
 
 

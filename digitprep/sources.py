@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pnm")
 
@@ -15,9 +15,9 @@ ORIGINAL_NAME = re.compile(r"^(?P<label>\d+)_(?P<tag>\d+)_")
 LABEL_MODES = ("auto", "folder", "filename", "labelrow")
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One file found under a source: where it is, and its label if known before decoding."""
+class Candidate(NamedTuple):
+    """One file found under a source: where it is, and its label if known before decoding.
+    A named tuple: tens of thousands are made and sent to worker processes per run."""
 
     path: str
     display: str  # the path shown in messages and the manifest: relative to the working directory
@@ -27,9 +27,14 @@ class Candidate:
     problem: str | None = None  # why the file is unusable before it is even read
 
 
+_DIGIT_RUNS = re.compile(r"(\d+)")
+
+
 def natural_key(text: str) -> list:
     """Sort key ordering 'img2' before 'img10'."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+    parts = _DIGIT_RUNS.split(text)
+    parts[1::2] = map(int, parts[1::2])  # the split alternates text and digit runs
+    return parts
 
 
 def _is_image_name(name: str) -> bool:
@@ -106,12 +111,17 @@ def find_candidates(
             found = walk_images(str(source), display)
         else:
             found = [(str(source), display, resolved.parent.name, None)]
+        by_folder: dict[str, tuple[int | None, str, str | None]] = {}
         for path, shown, parent, problem in found:
             if problem:
                 candidates.append(Candidate(path, shown, source_origin, problem=problem))
                 continue
-            label, tag, problem = label_file(path, parent, mode, compiled)
-            if label is not None and label not in classes:
-                problem = f"label {label} is not in the class set"
-            candidates.append(Candidate(path, shown, source_origin, label, tag, problem))
+            labelled = by_folder.get(parent)
+            if labelled is None:
+                labelled = label_file(path, parent, mode, compiled)
+                if labelled[0] is not None and labelled[0] not in classes:
+                    labelled = (labelled[0], labelled[1], f"label {labelled[0]} is not in the class set")
+                if compiled is None and (mode == "folder" or mode == "auto" and parent.isdigit()):
+                    by_folder[parent] = labelled  # the folder alone decides: work it out once per folder
+            candidates.append(Candidate(path, shown, source_origin, *labelled))
     return candidates
