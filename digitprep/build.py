@@ -8,29 +8,26 @@ the same order on every run. All outputs are written under temporary names and r
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import hashlib
 import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import cv2
-import numpy as np
+from typing import TYPE_CHECKING
 
 from digitprep.classes import format_classes
-from digitprep.csvio import AtomicWriter, csv_text, encode_onehot_rows, onehot_header
-from digitprep.decode import DEFAULT_MAX_PIXELS, UnusableImage, decode_grey
-from digitprep.normalize import NormalizeOptions, normalize_stack
-from digitprep.pngbatch import decode_simple_pngs
+from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, find_candidates
+from digitprep.textfiles import AtomicWriter, csv_text, onehot_header
+
+if TYPE_CHECKING:
+    from digitprep.chunkwork import ChunkResult
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
 CHUNK_FILES = 256  # files per task sent to a worker: large enough to amortise the hand-off
-READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
+WORKER_MODULE = "digitprep.chunkwork"  # imported by the workers only: NumPy, OpenCV and the image steps
 
 
 @dataclass(frozen=True)
@@ -42,17 +39,6 @@ class BuildConfig:
     options: NormalizeOptions = field(default_factory=NormalizeOptions)
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-@dataclass
-class ChunkResult:
-    """One chunk of files made into output text, in file order: CSV lines per size, manifest
-    lines, and the files skipped. Encoded in the worker so the parent only writes."""
-
-    csv_lines: list[bytes]
-    manifest_lines: bytes
-    written: int
-    errors: list[tuple[str, str]]
 
 
 @dataclass
@@ -78,153 +64,21 @@ def sidecar_path(csv_path: Path, kind: str) -> Path:
     return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
 
 
-def read_source(candidate: Candidate) -> bytes | str:
-    """A file's bytes, or the reason it cannot be read. Plain os calls: this runs once per file."""
-    if candidate.problem:
-        return candidate.problem
-    try:
-        handle = os.open(candidate.path, os.O_RDONLY)
-        try:
-            data = os.read(handle, READ_BYTES)
-            if len(data) == READ_BYTES:  # a large file: read on to the end
-                parts = [data]
-                while part := os.read(handle, 1 << 20):
-                    parts.append(part)
-                data = b"".join(parts)
-        finally:
-            os.close(handle)
-    except IsADirectoryError:
-        return "is a directory, not an image"
-    except OSError as exc:
-        return f"cannot read: {exc.strerror or exc}"
-    return data
-
-
-def decode_file(
-    candidate: Candidate, data: bytes, config: BuildConfig, grey: np.ndarray | None = None
-) -> tuple[np.ndarray, tuple] | str:
-    """One file's bytes -> (grey image, manifest row), or the reason it cannot be used. ``grey``
-    is the image when the batched PNG decoder has already decoded it."""
-    if grey is None:
-        try:
-            grey = decode_grey(data, config.max_pixels)
-        except UnusableImage as exc:
-            return str(exc)
-        except Exception as exc:  # a decoder bug on a hostile file must not end the run
-            return f"cannot decode ({exc.__class__.__name__}: {exc})"
-    height, width = grey.shape
-    label, tag = candidate.label, candidate.tag
-    if config.labelrow:
-        if height < 2:
-            return "labelrow image has no rows below the label row"
-        label, tag = int(grey[0, 0]), str(int(grey[0, 1])) if width > 1 else ""
-        grey = grey[1:]
-        if label not in config.classes:
-            return f"label {label} (from the label row) is not in the class set"
-    digest = hashlib.sha256(data).hexdigest()
-    return grey, (candidate.display, label, tag, candidate.origin, width, height, digest)
-
-
-def decode_chunk(candidates: list[Candidate], config: BuildConfig) -> list[tuple[np.ndarray, tuple] | str]:
-    """Per file (grey image, manifest row) or the reason it cannot be used. Simple PNGs are
-    decoded together (pngbatch); every other file by the general decoder."""
-    contents = [read_source(candidate) for candidate in candidates]
-    fast = decode_simple_pngs([data if isinstance(data, bytes) else b"" for data in contents], config.max_pixels)
-    return [
-        data if isinstance(data, str) else decode_file(candidate, data, config, grey)
-        for candidate, data, grey in zip(candidates, contents, fast)
-    ]
-
-
-def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[np.ndarray] | str]:
-    """Same-shaped images normalised as one stack -> per image its images per size, or why not."""
-    stacks, blank = normalize_stack(np.stack(greys), config.sizes, config.options)
-    results: list[list[np.ndarray] | str] = []
-    kept = 0
-    for is_blank in blank:
-        if is_blank:
-            results.append("blank image (no ink found)")
-        else:
-            results.append([stack[kept] for stack in stacks])
-            kept += 1
-    return results
-
-
-def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
-    """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Decoding is per file; normalisation runs once per group of same-shaped images."""
-    outcomes = decode_chunk(candidates, config)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for position, outcome in enumerate(outcomes):
-        if not isinstance(outcome, str):
-            groups.setdefault(outcome[0].shape, []).append(position)
-    images: dict[int, list[np.ndarray] | str] = {}
-    for positions in groups.values():
-        normalised = normalize_group([outcomes[p][0] for p in positions], config)
-        images.update(zip(positions, normalised))
-    per_size: list[list[np.ndarray]] = [[] for _ in config.sizes]
-    labels: list[int] = []
-    manifest: list[tuple] = []
-    errors: list[tuple[str, str]] = []
-    for position, candidate in enumerate(candidates):
-        result = images.get(position, outcomes[position])
-        if isinstance(result, str):
-            errors.append((candidate.display, result))
-            continue
-        for bucket, image in zip(per_size, result):
-            bucket.append(image.ravel())
-        row = outcomes[position][1]
-        labels.append(row[1])
-        manifest.append(row)
-    label_array = np.asarray(labels, np.int64)
-    csv_lines = [
-        encode_onehot_rows(np.stack(bucket), label_array, config.classes) if bucket else b"" for bucket in per_size
-    ]
-    return ChunkResult(csv_lines, _rows_only(MANIFEST_HEADER, manifest), len(manifest), errors)
-
-
-_worker_config: BuildConfig | None = None
-
-
-def _init_worker(config: BuildConfig) -> None:
-    global _worker_config
-    _worker_config = config
-    # The pool already uses every core; OpenCV's own threads on tiny images only add contention.
-    cv2.setNumThreads(1)
-    _keep_freed_memory()
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed blocks instead of returning them to the kernel: each chunk allocates
-    and frees the same few-megabyte arrays, and mapping them afresh costs a page fault per 4 KiB
-    (a third of the run's time in the kernel without this). No-op off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
-        libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
-    except (OSError, AttributeError):
-        pass
-
-
-def _work(candidates: list[Candidate]) -> ChunkResult:
-    return process_chunk(candidates, _worker_config)
-
-
 def _worker_context():
-    """Workers start from a clean forkserver that has imported this module once: a plain fork of
-    a parent whose OpenCV thread pool is running can deadlock, and spawn would re-import per worker.
-    """
+    """Workers start from a clean forkserver that has imported the worker module once: a plain
+    fork of a parent whose OpenCV thread pool is running can deadlock, and spawn would re-import
+    per worker."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload(["__main__", WORKER_MODULE])
     return context
 
 
 def start_worker_server() -> None:
-    """Start the forkserver now, without waiting for it: it imports this module (NumPy, OpenCV)
-    while this process walks the folders, and creating the pool then waits only for what is left."""
+    """Start the forkserver now, without waiting for it: it imports the worker module (NumPy,
+    OpenCV) while this process walks the folders, and creating the pool then waits only for what
+    is left."""
     if _worker_context().get_start_method() == "forkserver":
         from multiprocessing import forkserver  # POSIX only, like the start method itself
 
@@ -241,10 +95,24 @@ def worker_pool(config: BuildConfig, jobs: int):
         yield pool
 
 
+def _init_worker(config: BuildConfig) -> None:
+    from digitprep.chunkwork import init_worker  # already imported by the forkserver
+
+    init_worker(config)
+
+
+def _work(candidates: list[Candidate]) -> ChunkResult:
+    from digitprep.chunkwork import work
+
+    return work(candidates)
+
+
 def process_all(candidates: list[Candidate], config: BuildConfig, pool) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None)."""
     chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
     if pool is None or len(chunks) <= 1:
+        from digitprep.chunkwork import process_chunk  # NumPy and OpenCV in this process after all
+
         for chunk in chunks:
             yield process_chunk(chunk, config)
         return
@@ -296,7 +164,7 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
         for result in process_all(candidates, config, pool):
             for writer, lines in zip(writers["csv"], result.csv_lines):
                 writer.write(lines)
-            errors_text = _rows_only(ERRORS_HEADER, result.errors)
+            errors_text = rows_only(ERRORS_HEADER, result.errors)
             for writer in writers["manifest"]:
                 writer.write(result.manifest_lines)
             for writer in writers["errors"]:
@@ -324,7 +192,7 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
     return summary
 
 
-def _rows_only(header: list[str], rows: list[tuple]) -> bytes:
+def rows_only(header: list[str], rows: list[tuple]) -> bytes:
     """CSV lines for rows, without the header line csv_text adds."""
     if not rows:
         return b""

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
+# No NumPy or OpenCV at the top: `build`'s main process only walks folders and writes files.
 from digitprep.build import BuildConfig, build_dataset, sidecar_path
 from digitprep.classes import parse_classes
-from digitprep.csvio import DatasetFormatError, read_onehot_csv
-from digitprep.decode import DEFAULT_MAX_PIXELS
-from digitprep.normalize import MNIST_BOX, NormalizeOptions
+from digitprep.options import DEFAULT_MAX_PIXELS, MNIST_BOX, NormalizeOptions
 from digitprep.sources import LABEL_MODES
 
 
@@ -167,7 +166,7 @@ def build(
 @click.option("--seed", type=int, default=None, help="Pick random samples with this seed [default: the first rows].")
 def show(csv_path, out, per_class, scale, seed):
     """Write a contact sheet of CSV's samples: one row per class."""
-    from digitprep.csvio import write_atomic
+    from digitprep.csvio import DatasetFormatError, read_onehot_csv, write_atomic
     from digitprep.pngtree import encode_png
     from digitprep.sheet import contact_sheet
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from digitprep.classes import classes_from_columns, onehot_column_names
+from digitprep.classes import classes_from_columns
+from digitprep.textfiles import AtomicWriter, csv_text, onehot_header, write_atomic
+
+__all__ = [  # the writers live in textfiles (no NumPy); everything is imported from here
+    "AtomicWriter",
+    "DatasetFormatError",
+    "csv_text",
+    "encode_onehot_rows",
+    "encode_uint8_rows",
+    "onehot",
+    "onehot_header",
+    "read_onehot_csv",
+    "write_atomic",
+    "write_onehot_csv",
+]
 
 
 def _code_table(terminator: bytes) -> np.ndarray:
@@ -48,63 +58,9 @@ def onehot(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def onehot_header(n_pixels: int, classes: tuple[int, ...]) -> bytes:
-    """The header line: pixel1..pixelN then isZero..isNine (or the subset in ``classes``)."""
-    names = [f"pixel{i}" for i in range(1, n_pixels + 1)] + onehot_column_names(classes)
-    return (",".join(names) + "\n").encode()
-
-
 def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> bytes:
     """Data lines of a one-hot CSV: pixels (n, N) uint8 then the one-hot columns."""
     return encode_uint8_rows(np.hstack((pixels.astype(np.uint8, copy=False), onehot(labels, classes))))
-
-
-class AtomicWriter:
-    """A binary file written under a temporary name and renamed into place only on commit.
-
-    An interrupted run (exception, Ctrl-C, kill) leaves any previous file at ``path`` untouched.
-    """
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        self.temp = Path(temp)
-        self.file = os.fdopen(handle, "wb")
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-
-    def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.temp, self.path)
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.temp.unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file atomically."""
-    writer = AtomicWriter(path)
-    try:
-        writer.write(data)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.commit()
-
-
-def csv_text(header: list[str], rows: list[tuple]) -> bytes:
-    """A small CSV (manifest, errors) as bytes, quoting as the csv module does."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
 
 
 def write_onehot_csv(path: Path, pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> None:

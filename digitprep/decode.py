@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from digitprep.options import DEFAULT_MAX_PIXELS
+
 # libpng/OpenCV warnings about broken files would add a second stderr line per bad file;
 # the caller reports each one itself, once.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-DEFAULT_MAX_PIXELS = 64_000_000  # a 64-megapixel scan; anything larger is treated as a bomb
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),

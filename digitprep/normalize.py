@@ -11,12 +11,11 @@ Intermediate results stay float32 until the final resize, which rounds once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-MNIST_BOX = 20 / 28  # MNIST fits each digit into a 20x20 box inside its 28x28 frame
+from digitprep.options import MNIST_BOX, NormalizeOptions
+
 MIN_INK_CONTRAST = 24  # ink fainter than this above the paper is not a digit: a blank page
 FAINT_PEAK = 192  # ink peaking below this is stretched up to 255; stronger ink is left alone
 SPECK_FRACTION = 0.05  # ink blobs smaller than this share of the largest are noise, not strokes
@@ -27,15 +26,6 @@ INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 
 class BlankImage(ValueError):
     """No ink could be told apart from the paper."""
-
-
-@dataclass(frozen=True)
-class NormalizeOptions:
-    """What the pipeline does besides decode and resize."""
-
-    deskew: bool = False
-    center: bool = False
-    box: float = MNIST_BOX
 
 
 def border_pixels(stack: np.ndarray) -> np.ndarray:

@@ -121,7 +121,7 @@ def find_candidates(
                 labelled = label_file(path, parent, mode, compiled)
                 if labelled[0] is not None and labelled[0] not in classes:
                     labelled = (labelled[0], labelled[1], f"label {labelled[0]} is not in the class set")
-                if compiled is None and (mode == "folder" or mode == "auto" and parent.isdigit()):
+                if compiled is None and (mode == "folder" or (mode == "auto" and parent.isdigit())):
                     by_folder[parent] = labelled  # the folder alone decides: work it out once per folder
             candidates.append(Candidate(path, shown, source_origin, *labelled))
     return candidates

@@ -1,0 +1,67 @@
+"""Files written safely and small CSV text, without NumPy: atomic replacement (temporary file +
+rename), the one-hot header and small tables (manifest, errors). `digitprep build`'s main process
+needs only these; ``digitprep.csvio`` re-exports them beside its NumPy encoders and readers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from digitprep.classes import onehot_column_names
+
+
+def onehot_header(n_pixels: int, classes: tuple[int, ...]) -> bytes:
+    """The header line: pixel1..pixelN then isZero..isNine (or the subset in ``classes``)."""
+    names = [f"pixel{i}" for i in range(1, n_pixels + 1)] + onehot_column_names(classes)
+    return (",".join(names) + "\n").encode()
+
+
+class AtomicWriter:
+    """A binary file written under a temporary name and renamed into place only on commit.
+
+    An interrupted run (exception, Ctrl-C, kill) leaves any previous file at ``path`` untouched.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.temp = Path(temp)
+        self.file = os.fdopen(handle, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.temp, self.path)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file atomically."""
+    writer = AtomicWriter(path)
+    try:
+        writer.write(data)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+
+
+def csv_text(header: list[str], rows: list[tuple]) -> bytes:
+    """A small CSV (manifest, errors) as bytes, quoting as the csv module does."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
