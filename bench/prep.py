@@ -49,6 +49,7 @@ TARGET_RATIO = 3.0  # project img/s over reference img/s, at least
 TARGET_PEAK_MB = 400  # summed RSS of the project's process tree, below
 SAMPLE_SECONDS = 0.02
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
 
 
@@ -109,9 +110,9 @@ def warm_page_cache(files: list[Path]) -> None:
         path.read_bytes()
 
 
-def run_reference(files: list[Path], out: Path) -> float:
-    """The original plain loop over ``files``; returns its wall time in seconds."""
-    start = time.perf_counter()
+def run_reference(files: list[Path], out: Path) -> tuple[float, float]:
+    """The original plain loop over ``files``; returns its wall time and CPU time in seconds."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     with open(out, "w", newline="") as handle:
         writer = csv.writer(handle)
         for path in files:
@@ -120,13 +121,15 @@ def run_reference(files: list[Path], out: Path) -> float:
             onehot = [0] * N_CLASSES
             onehot[int(path.parent.name)] = 1
             writer.writerow(small.ravel().tolist() + onehot)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def tree_rss(root: int) -> int:
-    """Summed resident memory in bytes of process ``root`` and all its descendants, from /proc."""
+def tree_usage(root: int) -> tuple[int, dict[int, float]]:
+    """Summed resident memory in bytes of process ``root`` and all its descendants, and the CPU
+    seconds (user + system) each of them has used so far, from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -135,29 +138,38 @@ def tree_rss(root: int) -> int:
                 stat = handle.read()
         except OSError:  # the process ended between the listing and the read
             continue
-        # After the ")" closing the command name: state, ppid, ... and rss (pages) at index 21.
+        # After the ")" closing the command name: state, ppid, ... utime, stime at 11, 12 (clock
+        # ticks) and rss (pages) at index 21.
         fields = stat.rsplit(b")", 1)[1].split()
         pid = int(entry.name)
         children.setdefault(int(fields[1]), []).append(pid)
         rss[pid] = int(fields[21]) * PAGE_BYTES
-    total, pending = 0, [root]
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total, tree, pending = 0, {}, [root]
     while pending:
         pid = pending.pop()
         total += rss.get(pid, 0)
+        tree[pid] = cpu.get(pid, 0.0)
         pending += children.get(pid, [])
-    return total
+    return total, tree
 
 
-def run_project(command: list[str]) -> tuple[float, int, int, subprocess.CompletedProcess]:
+def run_project(command: list[str]) -> tuple[float, int, int, float, subprocess.CompletedProcess]:
     """Run ``command``; returns (wall seconds, peak summed RSS of its tree, largest single
-    process's maxrss, both in bytes, and the completed process with its captured output)."""
+    process's maxrss, both in bytes, CPU seconds of the whole tree, and the completed process
+    with its captured output). The CPU time is the last sample of each process, so a process's
+    final SAMPLE_SECONDS may be missing: a slight underestimate."""
     peak = 0
+    cpu: dict[int, float] = {}
     done = threading.Event()
 
     def sample(pid: int) -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(pid))
+            rss, tree = tree_usage(pid)
+            peak = max(peak, rss)
+            for child, seconds in tree.items():
+                cpu[child] = max(cpu.get(child, 0.0), seconds)
             done.wait(SAMPLE_SECONDS)
 
     start = time.perf_counter()
@@ -170,7 +182,7 @@ def run_project(command: list[str]) -> tuple[float, int, int, subprocess.Complet
     sampler.join()
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
     completed = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-    return seconds, peak, maxrss, completed
+    return seconds, peak, maxrss, sum(cpu.values()), completed
 
 
 def check_output(csv_path: Path, expected_rows: int) -> str | None:
@@ -201,9 +213,16 @@ def table_line(measure: str, value: str, target: str = "", result: str = "") -> 
 
 
 def print_report(
-    n_files: int, jobs: int, reference_s: float, project_s: float, peak: int, maxrss: int, problem: str | None
+    n_files: int,
+    jobs: int,
+    reference_s: tuple[float, float],
+    project_s: tuple[float, float],
+    peak: int,
+    maxrss: int,
+    problem: str | None,
 ) -> None:
     """The result table: speeds, ratio and memory against their targets, and the output check."""
+    (reference_s, reference_cpu), (project_s, project_cpu) = reference_s, project_s
     reference_rate, project_rate = n_files / reference_s, n_files / project_s
     ratio = project_rate / reference_rate
     peak_mb = peak / MB
@@ -213,6 +232,9 @@ def print_report(
     print(table_line("reference: imread + resize + csv.writer", f"{reference_rate:.0f} img/s ({reference_s:.2f} s)"))
     print(table_line("project: digitprep build --deskew --center", f"{project_rate:.0f} img/s ({project_s:.2f} s)"))
     print(table_line("ratio project / reference", f"{ratio:.2f}", f">= {TARGET_RATIO}", verdict(ratio >= TARGET_RATIO)))
+    # CPU time does not depend on what else the machine runs: it says where the wall time went.
+    print(table_line("CPU per image: reference (1 process)", f"{reference_cpu / n_files * 1e6:.1f} us"))
+    print(table_line("CPU per image: project (all processes)", f"{project_cpu / n_files * 1e6:.1f} us"))
     memory = verdict(peak_mb < TARGET_PEAK_MB)
     print(table_line("peak memory, summed RSS of process tree", f"{peak_mb:.0f} MB", f"< {TARGET_PEAK_MB}", memory))
     print(table_line("largest single process (ru_maxrss)", f"{maxrss / MB:.0f} MB"))
@@ -237,17 +259,17 @@ def main() -> int:
         tmp = Path(tmp)
         sources = [CACHE / split for split in SPLITS] if args.files is None else link_subset(files, CACHE, tmp / "src")
         print(f"reference: plain loop over {len(files)} files ...", flush=True)
-        reference_s = run_reference(files, tmp / "reference.csv")
+        reference = run_reference(files, tmp / "reference.csv")
         out = tmp / "mnist.csv"
         command = [str(digitprep), "build", *map(str, sources), "--size", str(SIZE), "--deskew", "--center"]
         command += ["--labels", "folder", "--quiet", "--jobs", str(args.jobs), "--out", str(out)]
         print(f"project: {' '.join(command[1:])} ...", flush=True)
-        project_s, peak, maxrss, completed = run_project(command)
+        project_s, peak, maxrss, project_cpu, completed = run_project(command)
         if completed.returncode != 0:
             print(f"digitprep build failed (exit {completed.returncode}):\n{completed.stderr.decode(errors='replace')}")
             return 1
         problem = check_output(out, len(files))
-    print_report(len(files), args.jobs, reference_s, project_s, peak, maxrss, problem)
+    print_report(len(files), args.jobs, reference, (project_s, project_cpu), peak, maxrss, problem)
     return 0
 
 
