@@ -93,50 +93,32 @@ def decode_chunk(candidates: list[Candidate], config: BuildConfig) -> list[tuple
     ]
 
 
-def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[np.ndarray] | str]:
-    """Same-shaped images normalised as one stack -> per image its images per size, or why not."""
-    stacks, blank = normalize_stack(np.stack(greys), config.sizes, config.options)
-    results: list[list[np.ndarray] | str] = []
-    kept = 0
-    for is_blank in blank:
-        if is_blank:
-            results.append("blank image (no ink found)")
-        else:
-            results.append([stack[kept] for stack in stacks])
-            kept += 1
-    return results
+BLANK = "blank image (no ink found)"
 
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
     """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Decoding is per file; normalisation runs once per group of same-shaped images."""
+    Decoding is per file; normalisation runs once per group of same-shaped images, and its
+    results go straight into one pixel matrix per size, row i for file i."""
     outcomes = decode_chunk(candidates, config)
+    reasons = [outcome if isinstance(outcome, str) else None for outcome in outcomes]
     groups: dict[tuple[int, int], list[int]] = {}
     for position, outcome in enumerate(outcomes):
-        if not isinstance(outcome, str):
+        if reasons[position] is None:
             groups.setdefault(outcome[0].shape, []).append(position)
-    images: dict[int, list[np.ndarray] | str] = {}
+    pixels = [np.empty((len(candidates), size * size), np.uint8) for size in config.sizes]
     for positions in groups.values():
-        normalised = normalize_group([outcomes[p][0] for p in positions], config)
-        images.update(zip(positions, normalised))
-    per_size: list[list[np.ndarray]] = [[] for _ in config.sizes]
-    labels: list[int] = []
-    manifest: list[tuple] = []
-    errors: list[tuple[str, str]] = []
-    for position, candidate in enumerate(candidates):
-        result = images.get(position, outcomes[position])
-        if isinstance(result, str):
-            errors.append((candidate.display, result))
-            continue
-        for bucket, image in zip(per_size, result):
-            bucket.append(image.ravel())
-        row = outcomes[position][1]
-        labels.append(row[1])
-        manifest.append(row)
-    label_array = np.asarray(labels, np.int64)
-    csv_lines = [
-        encode_onehot_rows(np.stack(bucket), label_array, config.classes) if bucket else b"" for bucket in per_size
-    ]
+        stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
+        members = np.asarray(positions)
+        for matrix, stack in zip(pixels, stacks):
+            matrix[members[~blank]] = stack.reshape(len(stack), -1)
+        for position in members[blank].tolist():
+            reasons[position] = BLANK
+    written = [position for position, reason in enumerate(reasons) if reason is None]
+    manifest = [outcomes[position][1] for position in written]
+    labels = np.asarray([row[1] for row in manifest], np.int64)
+    csv_lines = [encode_onehot_rows(matrix[written], labels, config.classes) if written else b"" for matrix in pixels]
+    errors = [(candidate.display, reason) for candidate, reason in zip(candidates, reasons) if reason is not None]
     return ChunkResult(csv_lines, rows_only(MANIFEST_HEADER, manifest), len(manifest), errors)
 
 
