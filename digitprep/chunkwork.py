@@ -111,7 +111,7 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
         stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
         members = np.asarray(positions)
         for matrix, stack in zip(pixels, stacks):
-            matrix[members[~blank]] = stack.reshape(len(stack), -1)
+            matrix[members[~blank]] = stack.reshape(len(stack), matrix.shape[1])
         for position in members[blank].tolist():
             reasons[position] = BLANK
     written = [position for position, reason in enumerate(reasons) if reason is None]
