@@ -37,10 +37,6 @@ def natural_key(text: str) -> list:
     return parts
 
 
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES)
-
-
 def walk_images(folder: str, display: str):
     """Yield (path, display path, parent folder name, problem) for image-named entries under
     ``folder``, each folder's entries in natural order. Works on strings: this runs once per file
@@ -48,16 +44,18 @@ def walk_images(folder: str, display: str):
     with os.scandir(folder) as scan:
         entries = sorted(scan, key=lambda entry: natural_key(entry.name))
     parent = os.path.basename(folder)
+    prefix = f"{display}/" if display != "." else ""
     for entry in entries:
-        shown = f"{display}/{entry.name}" if display != "." else entry.name
+        name = entry.name
+        is_image = name.lower().endswith(IMAGE_SUFFIXES)
         if entry.is_dir(follow_symlinks=False):
-            if _is_image_name(entry.name):
-                yield entry.path, shown, parent, "is a directory, not an image"
+            if is_image:
+                yield entry.path, prefix + name, parent, "is a directory, not an image"
             else:
-                yield from walk_images(entry.path, shown)
-        elif _is_image_name(entry.name):
+                yield from walk_images(entry.path, prefix + name)
+        elif is_image:
             dangling = entry.is_symlink() and not os.path.exists(entry.path)
-            yield entry.path, shown, parent, "dangling symbolic link" if dangling else None
+            yield entry.path, prefix + name, parent, "dangling symbolic link" if dangling else None
 
 
 def label_and_tag_from_name(name: str, pattern: re.Pattern) -> tuple[int | None, str]:
