@@ -15,15 +15,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, find_candidates
 from digitprep.textfiles import AtomicWriter, csv_text, onehot_header
-
-if TYPE_CHECKING:
-    from digitprep.chunkwork import ChunkResult
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
@@ -40,6 +36,18 @@ class BuildConfig:
     options: NormalizeOptions = field(default_factory=NormalizeOptions)
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class ChunkResult:
+    """One chunk of files made into output text, in file order: CSV lines per size, manifest
+    lines, and the files skipped. Encoded in the worker so the parent only writes. Defined here,
+    not in chunkwork: the parent unpickles it and must not import NumPy and OpenCV to do so."""
+
+    csv_lines: list[bytes]
+    manifest_lines: bytes
+    written: int
+    errors: list[tuple[str, str]]
 
 
 @dataclass

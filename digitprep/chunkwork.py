@@ -9,12 +9,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from digitprep.build import MANIFEST_HEADER, BuildConfig, rows_only
+from digitprep.build import MANIFEST_HEADER, BuildConfig, ChunkResult, rows_only
 from digitprep.csvio import encode_onehot_rows
 from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import normalize_stack
@@ -22,17 +21,6 @@ from digitprep.pngbatch import decode_simple_pngs
 from digitprep.sources import Candidate
 
 READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
-
-
-@dataclass
-class ChunkResult:
-    """One chunk of files made into output text, in file order: CSV lines per size, manifest
-    lines, and the files skipped. Encoded in the worker so the parent only writes."""
-
-    csv_lines: list[bytes]
-    manifest_lines: bytes
-    written: int
-    errors: list[tuple[str, str]]
 
 
 def read_source(candidate: Candidate) -> bytes | str:
