@@ -23,6 +23,7 @@ CHANNELS = {GREY: 1, RGB: 3}
 # Chunks that carry no pixel information for OpenCV's decoder: text, time, physical size.
 HARMLESS_CHUNKS = frozenset((b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs"))
 FILTER_NONE, FILTER_SUB, FILTER_UP = 0, 1, 2
+IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # length 0, type, CRC: the same in every PNG
 
 _IHDR = struct.Struct(">I4sIIBBBBBI")  # length, type, width, height, depth, colour, method x3, CRC
 _CHUNK_HEAD = struct.Struct(">I4s")
@@ -40,7 +41,7 @@ class Scanlines(NamedTuple):
 
 def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
     """The inflated rows of a PNG this module can decode, or None to use the general decoder."""
-    if len(data) < 45 or not data.startswith(PNG_SIGNATURE):
+    if len(data) < 57 or not data.startswith(PNG_SIGNATURE):  # signature, IHDR, an IDAT, IEND
         return None
     length, kind, width, height, depth, colour, compression, filtering, interlace, crc = _IHDR.unpack_from(data, 8)
     if (
@@ -53,6 +54,31 @@ def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
         or zlib.crc32(data[12:29]) != crc
     ):
         return None
+    compressed = _image_data(data)
+    if compressed is None:
+        return None
+    channels = CHANNELS[colour]
+    expected = height * (1 + width * channels)
+    inflater = zlib.decompressobj()
+    try:
+        rows = inflater.decompress(compressed, expected + 1)
+    except zlib.error:
+        return None
+    if len(rows) != expected or not inflater.eof or inflater.unused_data:
+        return None
+    return Scanlines(height, width, channels, rows)
+
+
+def _image_data(data: bytes) -> bytes | None:
+    """The compressed image data of a PNG whose IHDR checked out, or None when a chunk after it
+    is damaged or not one this module can ignore. The usual file (one IDAT, then IEND as the last
+    twelve bytes) is recognised without walking the chunks."""
+    (length,) = _CRC.unpack_from(data, 33)
+    body_end = 41 + length
+    if data[37:41] == b"IDAT" and body_end + 16 == len(data) and data.endswith(IEND_CHUNK):
+        if zlib.crc32(data[37:body_end]) != _CRC.unpack_from(data, body_end)[0]:
+            return None
+        return data[41:body_end]
     idat: list[bytes] = []
     position, end = 33, len(data)
     while True:
@@ -71,16 +97,7 @@ def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
         position = body_end + 4
     if body_end + 4 != end:
         return None
-    channels = CHANNELS[colour]
-    expected = height * (1 + width * channels)
-    inflater = zlib.decompressobj()
-    try:
-        rows = inflater.decompress(b"".join(idat), expected + 1)
-    except zlib.error:
-        return None
-    if len(rows) != expected or not inflater.eof or inflater.unused_data:
-        return None
-    return Scanlines(height, width, channels, rows)
+    return b"".join(idat)
 
 
 def unfilter(filtered: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -137,3 +137,12 @@ def test_damaged_or_unusual_files_decline(noise):
     assert decode_simple_pngs([bad_filter], LIMIT) == [None]
     assert simple_png_scanlines(good, 98) is None  # over the pixel limit: the general decoder refuses it
     assert simple_png_scanlines(good, 99) is not None
+
+
+def test_image_data_split_over_several_idat_chunks(noise):
+    image = noise[:, :, 0]
+    whole = raw_png(image, [1] * 9)
+    (length,) = struct.unpack(">I", whole[33:37])
+    compressed = whole[41 : 41 + length]
+    split = whole[:33] + chunk(b"IDAT", compressed[:5]) + chunk(b"IDAT", compressed[5:]) + chunk(b"IEND", b"")
+    assert np.array_equal(decode_simple_pngs([split], LIMIT)[0], image)
