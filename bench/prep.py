@@ -12,6 +12,11 @@ The project does more per image (format sniffing, polarity and paper detection, 
 deskew, centring, a sha256 for the manifest) and is still expected to be at least 3 times faster,
 through its worker pool and vectorised CSV encoding, while staying under 400 MB.
 
+CPU time per image is printed for both sides as well: the reference loop's own process time, and
+for the project the user + system time of every process in its tree (main process, forkserver,
+workers), sampled from /proc like the memory. Unlike wall time it hardly depends on what else the
+machine is running, so it shows where a slow run's time went; the targets stay on wall time.
+
 Peak memory is the summed RSS of the whole process tree (the pool forks its workers), sampled every
 20 ms from /proc. Pages a forked worker shares with its parent count once per process, so the sum
 overstates the real footprint: it is the conservative figure the target is checked against. The
