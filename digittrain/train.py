@@ -65,10 +65,12 @@ def train(
     """Fit ``model`` to (x, targets). ``evaluate(model)`` gives the (train, test) metric recorded
     after every epoch. Time spent evaluating is not counted as training time."""
     loss_fn = LOSSES[config.loss]
-    optimizer = OPTIMIZERS[config.optimizer](model.parameters(), config.lr)
+    # The optimiser sees the model's one flat parameter buffer and the matching gradient buffer.
+    optimizer = OPTIMIZERS[config.optimizer]([model.flat], config.lr)
     rng = np.random.default_rng(config.seed)
     history = History()
-    n_weights = len(model.weights)
+    weight_values = slice(0, model.n_weight_values)  # biases are not decayed
+    l2_term = np.empty(model.n_weight_values, model.dtype)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         total, seen = 0.0, 0
@@ -79,11 +81,11 @@ def train(
                 raise TrainingDiverged(
                     f"loss became {loss} in epoch {epoch}: training diverged; try a lower --lr (now {config.lr})"
                 )
-            grads = model.backward(grad)
+            model.backward(grad)
             if config.l2:
-                for w, g in zip(model.weights, grads[:n_weights]):
-                    g += config.l2 * w
-            optimizer.step(grads)
+                np.multiply(model.flat[weight_values], config.l2, out=l2_term)
+                model.flat_grad[weight_values] += l2_term
+            optimizer.step([model.flat_grad])
             total += loss * len(rows)
             seen += len(rows)
             on_batch(epoch, len(rows))
