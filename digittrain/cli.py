@@ -18,7 +18,7 @@ from digittrain.model import MLP
 from digittrain.modelio import ModelFileError, check_input_size, load_model, save_model
 from digittrain.optimizers import OPTIMIZERS
 from digittrain.reports import append_result, plot_learning_curves
-from digittrain.train import TrainConfig, TrainingDiverged, accuracy, train
+from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, train
 
 PROCESSED = Path("data/processed")
 
@@ -116,6 +116,13 @@ def build_record(train_path: Path) -> dict:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True, help="Learning rate.")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Passes over the training set.")
 @click.option(
+    "--lr-schedule",
+    type=click.Choice(list(SCHEDULES)),
+    default="constant",
+    show_default=True,
+    help="Learning rate over training: constant, or cosine annealing from --lr to 0.",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(0),
     default=128,
@@ -171,6 +178,7 @@ def main(
     init_spec,
     optimizer,
     lr,
+    lr_schedule,
     epochs,
     batch_size,
     l2,
@@ -210,7 +218,9 @@ def main(
     x, x_test = scaler.transform(train_set.pixels), scaler.transform(test_set.pixels)
     y_index, y_test_index = train_set.class_index, test_set.class_index
     model = MLP([x.shape[1], *hidden_sizes, len(classes)], [activation] * len(hidden_sizes), init_spec, seed)
-    config = TrainConfig(optimizer, lr, epochs, batch_size, l2, loss_target=loss_target, seed=seed)
+    config = TrainConfig(
+        optimizer, lr, epochs, batch_size, l2, loss_target=loss_target, seed=seed, lr_schedule=lr_schedule
+    )
 
     def evaluate(m):
         return accuracy(m, x, y_index), accuracy(m, x_test, y_test_index)
@@ -252,6 +262,7 @@ def main(
         "init": init_spec,
         "optimizer": optimizer,
         "lr": lr,
+        "lr_schedule": lr_schedule,
         "epochs": epochs,
         "batch_size": batch_size,
         "l2": l2,

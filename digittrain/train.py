@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,6 +12,15 @@ import numpy as np
 from digittrain.losses import LOSSES
 from digittrain.model import MLP
 from digittrain.optimizers import OPTIMIZERS
+
+
+# Learning-rate schedules: the factor on --lr at a point of training, from 0 (first step) to 1 (end).
+# Adding one is one function and one entry.
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": lambda progress: 1.0,
+    # Cosine annealing to zero (Loshchilov and Hutter 2017): large steps early, fine ones at the end.
+    "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress)),
+}
 
 
 class TrainingDiverged(RuntimeError):
@@ -27,6 +37,7 @@ class TrainConfig:
     loss: str = "softmax_cross_entropy"
     loss_target: float = 0.005
     seed: int = 0
+    lr_schedule: str = "constant"
 
 
 @dataclass
@@ -71,10 +82,15 @@ def train(
     history = History()
     weight_values = slice(0, model.n_weight_values)  # biases are not decayed
     l2_term = np.empty(model.n_weight_values, model.dtype)
+    schedule = SCHEDULES[config.lr_schedule]
+    steps_per_epoch = 1 if config.batch_size <= 0 else -(-len(x) // config.batch_size)
+    total_steps, step = config.epochs * steps_per_epoch, 0
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         total, seen = 0.0, 0
         for rows in batches(len(x), config.batch_size, rng):
+            optimizer.lr = config.lr * schedule(step / total_steps)
+            step += 1
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught just below
                 loss, grad = loss_fn(model.forward(x[rows]), targets[rows])
             if not np.isfinite(loss):

@@ -167,3 +167,25 @@ def test_scalers(scale):
     expected = {"unit": [[0, 1], [1, 1]], "mnist": [[0.01, 1.0], [1.0, 1.0]], "standard": [[-1, 0], [1, 0]]}[scale]
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert out.dtype == np.float32
+
+
+def test_cosine_schedule_anneals_the_learning_rate_per_step():
+    from digittrain.losses import softmax_cross_entropy
+    from digittrain.train import SCHEDULES
+
+    cosine = SCHEDULES["cosine"]
+    assert (cosine(0.0), cosine(0.5), cosine(1.0)) == (1.0, pytest.approx(0.5), pytest.approx(0.0))
+    pixels, labels = toy_digits(n=40)
+    x, targets = pixels / np.float32(255), smoothed_targets(labels - 1, 2)
+    trained = MLP([16, 8, 2], ["tanh"], seed=1)
+    config = TrainConfig("sgd", 0.5, epochs=4, batch_size=0, lr_schedule="cosine")
+    train(trained, x, targets, config, lambda m: (0, 0))
+    by_hand = MLP([16, 8, 2], ["tanh"], seed=1)
+    for step in range(4):  # full batch: one step per epoch at lr 0.5 x (1 + cos(pi step / 4)) / 2
+        _, grad = softmax_cross_entropy(by_hand.forward(x), targets)
+        by_hand.backward(grad)
+        by_hand.flat -= np.float32(0.5 * cosine(step / 4)) * by_hand.flat_grad
+    np.testing.assert_allclose(trained.flat, by_hand.flat, rtol=1e-5, atol=1e-6)
+    constant = MLP([16, 8, 2], ["tanh"], seed=1)
+    train(constant, x, targets, TrainConfig("sgd", 0.5, epochs=4, batch_size=0), lambda m: (0, 0))
+    assert not np.allclose(constant.flat, trained.flat, atol=1e-4)
