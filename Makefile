@@ -15,10 +15,10 @@ CENTER ?= 1
 NORMALIZE := $(if $(filter 1,$(DESKEW)),--deskew,--no-deskew) $(if $(filter 1,$(CENTER)),--center,--no-center)
 SIZE_FLAGS := $(foreach s,$(SIZES),--size $(s))
 
-.PHONY: all venv dataset test bench lint clean distclean
+.PHONY: all venv dataset fonts test bench lint clean distclean
 
-all: dataset
-	@echo "Data sets written to $(PROC)/: $(foreach s,$(SIZES),digits_$(s).csv)"
+all: dataset fonts
+	@echo "Data sets written to $(PROC)/: $(foreach s,$(SIZES),digits_$(s).csv fonts_$(s).csv)"
 
 venv: $(STAMP)
 
@@ -39,6 +39,17 @@ $(PROC)/digits.stamp: $(RAW)/sklearn/.done $(STAMP) Makefile
 	$(BIN)/digitprep build $(RAW)/sklearn $(SIZE_FLAGS) $(NORMALIZE) --quiet --out $(PROC)/digits.csv
 	touch $@
 
+# Digits rendered from every usable font (matplotlib's bundled ones and the system's), tags 20 and 8.
+$(RAW)/fonts/.done: $(STAMP)
+	$(BIN)/digitprep render --out-dir $(RAW)/fonts --quiet
+	touch $@
+
+fonts: $(PROC)/fonts.stamp
+
+$(PROC)/fonts.stamp: $(RAW)/fonts/.done $(STAMP) Makefile
+	$(BIN)/digitprep build $(RAW)/fonts --labels name $(SIZE_FLAGS) $(NORMALIZE) --quiet --out $(PROC)/fonts.csv
+	touch $@
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -52,4 +63,4 @@ clean:
 	rm -rf $(PROC)/*.csv $(PROC)/*.json $(PROC)/*.stamp reports
 
 distclean: clean
-	rm -rf $(VENV) data/cache $(RAW)/sklearn
+	rm -rf $(VENV) data/cache $(RAW)/sklearn $(RAW)/fonts

@@ -12,7 +12,9 @@ from digitprep.build import BuildConfig, build_dataset, sidecar_path
 from digitprep.classes import parse_classes
 from digitprep.csvio import DatasetFormatError, read_onehot_csv
 from digitprep.decode import DEFAULT_MAX_PIXELS
+from digitprep.fontdigits import RenderConfig
 from digitprep.normalize import MNIST_BOX, NormalizeOptions
+from digitprep.render import TAGS
 from digitprep.sources import LABEL_MODES
 
 
@@ -98,7 +100,7 @@ def main():
     type=click.Choice(LABEL_MODES),
     default="auto",
     show_default=True,
-    help="Where labels come from: folder (ROOT/<label>/x.png), filename (<label>_<tag>_<n>.png), "
+    help="Where labels come from: folder (ROOT/<label>/x.png), filename or name (<label>_<tag>_<n>.png), "
     "labelrow (the original extra first row), or auto (folder if it is a digit, else file name).",
 )
 @click.option(
@@ -195,6 +197,112 @@ def digits(out_dir):
     images, labels = load_sklearn_digits()
     count = write_labelled_pngs(images, labels, out_dir, tag="8", layout="name")
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+
+
+@main.command()
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <label>_<tag>_<n>.png files, render.manifest.csv and render.fonts.csv into.",
+)
+@click.option(
+    "--fonts",
+    "font_dirs",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
+    "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
+)
+@click.option(
+    "--variants", type=click.IntRange(1, 1000), default=4, show_default=True, help="Images per font, digit and tag."
+)
+@click.option(
+    "--tags",
+    default="20,8",
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_tags(value),
+    help="Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
+)
+@click.option(
+    "--size",
+    "canvas",
+    type=click.IntRange(8, 512),
+    default=28,
+    show_default=True,
+    help="Side of the written images in pixels.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the variations.")
+@click.option(
+    "--rotation",
+    type=click.FloatRange(0, 45),
+    default=RenderConfig.rotation,
+    show_default=True,
+    help="Largest rotation either way, degrees.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0),
+    default=RenderConfig.jitter,
+    show_default=True,
+    help="Largest shift of the digit from the centre, output pixels each way and axis (kept inside the image).",
+)
+@click.option(
+    "--stroke",
+    default=",".join(map(str, RenderConfig.stroke)),
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_range(value, "--stroke", -0.1, 0.1),
+    help="LOW,HIGH: strokes thickened (+) or thinned (-) per side, as a share of the glyph height.",
+)
+@click.option(
+    "--glyph-size",
+    default=",".join(map(str, RenderConfig.scale)),
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_range(value, "--glyph-size", 0.2, 1.0),
+    help="LOW,HIGH: the digit's longer side as a share of its drawing box (20/28 of the image, or the 8x8 grid).",
+)
+@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-font lines.")
+def render(out_dir, font_dirs, variants, tags, canvas, seed, rotation, jitter, stroke, glyph_size, jobs, quiet):
+    """Render labelled digit PNGs from every usable TrueType/OpenType font, with seeded variations."""
+    from digitprep.fontdigits import render_font_digits
+    from digitprep.fonts import default_font_dirs
+
+    config = RenderConfig(canvas, tags, variants, seed, rotation, jitter, stroke, glyph_size)
+    locations = list(font_dirs) or default_font_dirs()
+    with Progress(quiet, "rendering") as progress:
+        summary = render_font_digits(locations, out_dir, config, jobs, progress.start, progress.advance)
+    if not quiet:
+        for face in summary.used:
+            click.echo(f"used {face.label} ({face.family} {face.style})", err=True)
+        for check in summary.skipped:
+            click.echo(f"skipped {check.label}: {check.problem}", err=True)
+    if not summary.used:
+        where = ", ".join(str(p) for p in locations)
+        raise click.ClickException(f"no usable font (ten distinct digit glyphs) found in {where}")
+    click.echo(
+        f"wrote {summary.written} PNGs to {out_dir} from {len(summary.used)} fonts; "
+        f"skipped {len(summary.skipped)} (see {out_dir / 'render.fonts.csv'})",
+        err=True,
+    )
+
+
+def _parse_tags(value: str) -> tuple[str, ...]:
+    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [tag for tag in tags if tag not in TAGS]
+    if not tags or unknown:
+        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
+    return tags
+
+
+def _parse_range(value: str, name: str, low: float, high: float) -> tuple[float, float]:
+    try:
+        first, second = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=name) from None
+    if not low <= first <= second <= high:
+        raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=name)
+    return first, second
 
 
 def _parse_classes(spec: str) -> tuple[int, ...]:
