@@ -116,29 +116,39 @@ def smoothing_matrix(size: int, sigma: float) -> np.ndarray:
 
 
 def elastic_displacements(noise: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
-    """(n, 2, H, W) float64 displacement fields (dx, dy) in pixels: ``noise`` uniform in [-1, 1)
+    """(n, 2, H, W) float32 displacement fields (dx, dy) in pixels: ``noise`` uniform in [-1, 1)
     smoothed by a Gaussian of ``sigma`` pixels and scaled by ``alpha`` (Simard et al. 2003)."""
     _, _, height, width = noise.shape
-    return alpha * (smoothing_matrix(height, sigma) @ noise @ smoothing_matrix(width, sigma).T)
+    rows = (alpha * smoothing_matrix(height, sigma)).astype(np.float32)
+    cols = smoothing_matrix(width, sigma).T.astype(np.float32)
+    return rows @ noise.astype(np.float32, copy=False) @ cols
 
 
 def sampling_maps(inverse: np.ndarray, displacement: np.ndarray | None, height: int, width: int) -> np.ndarray:
-    """(n, 2, H, W) float64 source coordinates (x, y) of every output pixel: the output is the
+    """(n, 2, H, W) float32 source coordinates (x, y) of every output pixel: the output is the
     affine-warped image, then displaced by ``displacement`` (None: no elastic part)."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    x = np.broadcast_to(xs, (len(inverse), height, width))
-    y = np.broadcast_to(ys, (len(inverse), height, width))
+    n = len(inverse)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = xs[None], ys[None]
     if displacement is not None:
         x, y = x + displacement[:, 0], y + displacement[:, 1]
-    b = inverse[:, :, :, None, None]
-    return np.stack((b[:, 0, 0] * x + b[:, 0, 1] * y + b[:, 0, 2], b[:, 1, 0] * x + b[:, 1, 1] * y + b[:, 1, 2]), 1)
+    b = inverse.astype(np.float32)[:, :, :, None, None]
+    maps = np.empty((n, 2, height, width), np.float32)
+    for axis in (0, 1):
+        np.multiply(b[:, axis, 0], x, out=maps[:, axis])
+        maps[:, axis] += b[:, axis, 1] * y
+        maps[:, axis] += b[:, axis, 2]
+    return maps
 
 
 def quantize_maps(maps: np.ndarray) -> np.ndarray:
-    """Coordinates rounded to the 1/32 pixel cv2.remap resolves anyway, as float32. Such values
-    stay exact when an image's mosaic offset is added, so a copy comes out the same bytes wherever
-    it sits in whichever batch."""
-    return (np.round(maps * REMAP_STEPS) / REMAP_STEPS).astype(np.float32)
+    """Coordinates rounded (in place) to the 1/32 pixel cv2.remap resolves anyway. Such values stay
+    exact when an image's mosaic offset is added, so a copy comes out the same bytes wherever it
+    sits in whichever batch."""
+    maps *= REMAP_STEPS
+    np.rint(maps, out=maps)
+    maps /= REMAP_STEPS
+    return maps
 
 
 def remap_stack(stack: np.ndarray, maps: np.ndarray) -> np.ndarray:
@@ -181,13 +191,19 @@ def warp_stack(stack: np.ndarray, matrices: np.ndarray, displacement: np.ndarray
 # ---------------------------------------------------------------- strokes and noise
 
 
-def _cross_extreme(stack: np.ndarray, reduce) -> np.ndarray:
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def _cross_extreme(stack: np.ndarray, grow: bool) -> np.ndarray:
     """Max (dilate) or min (erode) over each pixel and its 4 neighbours; outside the image is
-    background (0), since there is no ink beyond the frame."""
-    padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)))
-    return reduce.reduce(
-        [padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]]
-    )
+    background (0), since there is no ink beyond the frame. One OpenCV call for the whole stack,
+    the images laid one under the other with a row of zeros between them."""
+    n, height, width = stack.shape
+    tall = np.zeros((n, height + 1, width), stack.dtype)
+    tall[:, :height] = stack
+    operation = cv2.dilate if grow else cv2.erode
+    done = operation(tall.reshape(n * (height + 1), width), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return done.reshape(n, height + 1, width)[:, :height]
 
 
 def change_thickness(stack: np.ndarray, amounts: np.ndarray) -> np.ndarray:
@@ -195,25 +211,28 @@ def change_thickness(stack: np.ndarray, amounts: np.ndarray) -> np.ndarray:
     whole pixels by repeated grey-level dilation/erosion with a 3x3 cross, the fraction by blending
     with the next step, so the change is continuous in the amount."""
     amounts = np.asarray(amounts, np.float64)
-    steps = int(np.ceil(np.abs(amounts).max(initial=0)))
-    if steps == 0:
-        return stack.copy()
-    grown, thinned = [stack.astype(np.float32)], [stack.astype(np.float32)]
-    for _ in range(steps):
-        grown.append(_cross_extreme(grown[-1], np.maximum))
-        thinned.append(_cross_extreme(thinned[-1], np.minimum))
-    levels = np.where((amounts > 0)[None, :, None, None], np.stack(grown), np.stack(thinned))
-    whole = np.floor(np.abs(amounts)).astype(np.int64)
-    fraction = (np.abs(amounts) - whole).astype(np.float32)[:, None, None]
-    index = np.arange(len(stack))
-    lower = levels[whole, index]
-    upper = levels[np.minimum(whole + 1, steps), index]
-    return np.rint(lower + fraction * (upper - lower)).astype(np.uint8)
+    out = stack.copy()
+    for grow in (True, False):
+        chosen = np.flatnonzero(amounts > 0 if grow else amounts < 0)
+        if not len(chosen):
+            continue
+        size = np.abs(amounts[chosen])
+        whole = np.floor(size).astype(np.int64)
+        level = stack[chosen].astype(np.float32)
+        lower, upper = np.empty_like(level), np.empty_like(level)
+        for step in range(int(whole.max()) + 1):
+            following = _cross_extreme(level, grow)
+            here = whole == step
+            lower[here], upper[here] = level[here], following[here]
+            level = following
+        fraction = (size - whole).astype(np.float32)[:, None, None]
+        out[chosen] = np.rint(lower + fraction * (upper - lower)).astype(np.uint8)
+    return out
 
 
 def add_noise(stack: np.ndarray, noise: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Add ``levels`` (n,) * 255 times the standard normal ``noise`` (n, H, W), rounded and clipped."""
-    scaled = noise * (np.asarray(levels, np.float64) * 255)[:, None, None]
+    scaled = noise * (np.asarray(levels, np.float64) * 255).astype(np.float32)[:, None, None]
     return np.clip(np.rint(stack + scaled), 0, 255).astype(np.uint8)
 
 
@@ -244,12 +263,12 @@ def augment_stack(stack: np.ndarray, strengths: AugmentStrengths, keys: np.ndarr
         )
         displacement = None
         if s.elastic:
-            field = keyed_random.symmetric(keys, _ELASTIC, 2 * height * width).reshape(n, 2, height, width)
+            field = keyed_random.symmetric(keys, _ELASTIC, 2 * height * width, np.float32).reshape(n, 2, height, width)
             displacement = elastic_displacements(field, s.elastic * pixel**2, s.elastic_sigma * pixel)
         out = warp_stack(out, matrices, displacement)
     if s.thickness:
         out = change_thickness(out, s.thickness * pixel * keyed_random.symmetric(keys, _THICKNESS)[:, 0])
     if s.noise:
-        noise = keyed_random.normal(keys, _NOISE, height * width).reshape(n, height, width)
+        noise = keyed_random.normal(keys, _NOISE, height * width, np.float32).reshape(n, height, width)
         out = add_noise(out, noise, s.noise * keyed_random.uniform(keys, _NOISE_LEVEL, 1)[:, 0])
     return out if out is not stack else stack.copy()

@@ -31,14 +31,14 @@ from digitprep.build import (  # the build pool's clean worker start-up, reused 
     _worker_context,
     decode_file,
 )
-from digitprep.csvio import encode_onehot_rows, write_atomic
+from digitprep.csvio import encode_onehot_rows
 from digitprep.dataset import DatasetWriter, manifest_lines, read_dataset
 from digitprep.normalize import ink_high
 from digitprep.pngtree import encode_png
 from digitprep.sources import Candidate, find_candidates
 
-CHUNK_IMAGES = 512  # source images per task sent to a worker
-POOL_THRESHOLD = 4096  # fewer copies than this are made in this process: starting workers costs more
+CHUNK_OUTPUTS = 2048  # augmented images per task sent to a worker: a few tens of MB of maps
+POOL_THRESHOLD = 16384  # fewer copies than this are made in this process: starting workers costs more (~1 s)
 PROVENANCE = ["source_row", "copy"]  # manifest columns augment adds (or overwrites)
 
 
@@ -117,6 +117,11 @@ def run_tasks(tasks: list, task_function, local_function, job: AugmentJob, jobs:
         yield from pool.imap(task_function, tasks)
 
 
+def chunk_sources(job: AugmentJob) -> int:
+    """Source images per task, so that a task makes about CHUNK_OUTPUTS copies."""
+    return max(1, CHUNK_OUTPUTS // job.copies)
+
+
 def _workers(jobs: int, work: int) -> int:
     jobs = jobs or os.cpu_count() or 1
     return jobs if work >= POOL_THRESHOLD else 1
@@ -164,11 +169,11 @@ def augment_csv(
     kept = [i for i, name in enumerate(dataset.manifest_header) if name not in PROVENANCE]
     header = [dataset.manifest_header[i] for i in kept] + PROVENANCE
     base = [[row[i] for i in kept] for row in dataset.manifest_rows]
-    n = len(dataset.labels)
+    n, chunk = len(dataset.labels), chunk_sources(job)
     tasks = [
-        (start, dataset.pixels[start : start + CHUNK_IMAGES], dataset.labels[start : start + CHUNK_IMAGES],
-         base[start : start + CHUNK_IMAGES])
-        for start in range(0, n, CHUNK_IMAGES)
+        (start, dataset.pixels[start : start + chunk], dataset.labels[start : start + chunk],
+         base[start : start + chunk])
+        for start in range(0, n, chunk)
     ]  # fmt: skip
     on_start(n)
     summary = AugmentSummary(sources=n)
@@ -178,7 +183,7 @@ def augment_csv(
             tasks, run_tasks(tasks, _rows_task, lambda task, j: augment_rows(*task, j), job, workers)
         ):
             writer.write_rows(lines, manifest, count)
-            on_progress(min(CHUNK_IMAGES, n - start))
+            on_progress(min(chunk, n - start))
         step = {"augment": {"from": Path(src).name, **augment_settings(job)}}
         writer.commit({**dataset.record, "steps": [*dataset.record.get("steps", []), step]})
         summary.written = writer.rows
@@ -204,6 +209,20 @@ def copy_name(relative: str, number: int) -> str:
         return relative
     stem, _ = os.path.splitext(relative)
     return f"{stem}_a{number}.png"
+
+
+def write_small_file(path: Path, data: bytes) -> None:
+    """Write under a temporary name, then rename: an interrupted run never leaves half a file under
+    the real name. Unlike csvio.write_atomic there is no fsync: for thousands of small PNGs it
+    would cost milliseconds each, and the worst a power cut can do is lose the newest copies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def augment_files(items: list[tuple[Candidate, str]], job: AugmentJob) -> tuple[int, list[tuple[str, str]]]:
@@ -233,10 +252,10 @@ def augment_files(items: list[tuple[Candidate, str]], job: AugmentJob) -> tuple[
         copies[flipped] = 255 - copies[flipped]
         for (_, candidate, relative), images in zip(members, copies):
             if job.keep_originals:
-                write_atomic(out_dir / relative, Path(candidate.path).read_bytes())
+                write_small_file(out_dir / relative, Path(candidate.path).read_bytes())
                 written += 1
             for number, image in enumerate(images, start=1):
-                write_atomic(out_dir / copy_name(relative, number), encode_png(image))
+                write_small_file(out_dir / copy_name(relative, number), encode_png(image))
                 written += 1
     return written, errors
 
@@ -263,7 +282,8 @@ def augment_tree(
     job = AugmentJob(job.strengths, job.copies, job.seed, job.keep_originals, job.classes, str(out_dir))
     on_start(len(candidates))
     items = [(c, Path(os.path.relpath(c.path, src)).as_posix()) for c in candidates]
-    tasks = [items[i : i + CHUNK_IMAGES] for i in range(0, len(items), CHUNK_IMAGES)]
+    chunk = chunk_sources(job)
+    tasks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     summary = AugmentSummary(sources=len(candidates))
     workers = _workers(jobs, len(items) * job.copies)
     for task, (written, errors) in zip(tasks, run_tasks(tasks, _files_task, augment_files, job, workers)):

@@ -36,24 +36,31 @@ def stream_keys(seed: int, rows: np.ndarray, copies: np.ndarray) -> np.ndarray:
     return _combine(_combine(base, rows), copies)
 
 
-def uniform(keys: np.ndarray, purpose: int, count: int) -> np.ndarray:
-    """float64 (n, count) in [0, 1): ``count`` values per key from the sub-stream ``purpose``.
+def uniform(keys: np.ndarray, purpose: int, count: int, dtype=np.float64) -> np.ndarray:
+    """(n, count) values in [0, 1) on a grid of 2**-24 (exact in float32 and float64 alike), from the
+    sub-stream ``purpose`` of each key; each 64-bit hash gives two values.
 
     Purposes keep the streams of different transforms apart, so changing how many values one
     transform takes never changes another's."""
-    sub = _combine(np.asarray(keys, np.uint64), np.full(len(keys), purpose, np.int64))
+    keys = np.asarray(keys, np.uint64)
+    sub = _combine(keys, np.full(len(keys), purpose, np.int64))
+    hashes = (count + 1) // 2
     with np.errstate(over="ignore"):
-        states = sub[:, None] + np.arange(1, count + 1, dtype=np.uint64)[None, :] * _GOLDEN
-    return (_mix64(states) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        states = sub[:, None] + np.arange(1, hashes + 1, dtype=np.uint64)[None, :] * _GOLDEN
+    bits = _mix64(states)
+    halves = np.empty((len(keys), 2 * hashes), np.uint64)
+    np.right_shift(bits, np.uint64(40), out=halves[:, 0::2])
+    np.bitwise_and(bits, np.uint64(0xFFFFFF), out=halves[:, 1::2])
+    return halves[:, :count].astype(dtype) * dtype(2.0**-24)
 
 
-def symmetric(keys: np.ndarray, purpose: int, count: int = 1) -> np.ndarray:
-    """float64 (n, count) uniform in [-1, 1)."""
-    return uniform(keys, purpose, count) * 2 - 1
+def symmetric(keys: np.ndarray, purpose: int, count: int = 1, dtype=np.float64) -> np.ndarray:
+    """(n, count) values uniform in [-1, 1)."""
+    return uniform(keys, purpose, count, dtype) * dtype(2) - dtype(1)
 
 
-def normal(keys: np.ndarray, purpose: int, count: int) -> np.ndarray:
-    """float64 (n, count) standard normal values (Box-Muller on two uniform sub-streams)."""
-    u = uniform(keys, purpose, 2 * count)
-    radius = np.sqrt(-2 * np.log1p(-u[:, :count]))  # 1 - u is in (0, 1]: the log is finite
-    return radius * np.cos(2 * np.pi * u[:, count:])
+def normal(keys: np.ndarray, purpose: int, count: int, dtype=np.float64) -> np.ndarray:
+    """(n, count) standard normal values (Box-Muller on two uniform halves of the sub-stream)."""
+    u = uniform(keys, purpose, 2 * count, dtype)
+    radius = np.sqrt(dtype(-2) * np.log1p(-u[:, :count]))  # 1 - u is in (0, 1]: the log is finite
+    return radius * np.cos(dtype(2 * np.pi) * u[:, count:])

@@ -282,7 +282,7 @@ def test_csv_same_seed_same_bytes_other_seed_other_bytes_and_zero_strength(tmp_p
 
 def test_csv_one_worker_and_two_workers_give_the_same_bytes(tmp_path, monkeypatch):
     write_digits_csv(tmp_path / "d.csv", n=30)
-    monkeypatch.setattr(augment_data, "CHUNK_IMAGES", 7)  # five chunks
+    monkeypatch.setattr(augment_data, "CHUNK_OUTPUTS", 14)  # 7 images and their 2 copies: five chunks
     monkeypatch.setattr(augment_data, "POOL_THRESHOLD", 1)  # a pool even for this little
     for jobs in (1, 2):
         result = run("augment", tmp_path / "d.csv", "--out", tmp_path / f"j{jobs}.csv", "--copies", 2, "--jobs", jobs)
