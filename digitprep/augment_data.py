@@ -13,7 +13,6 @@ number of workers and the chunking.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -25,11 +24,11 @@ import numpy as np
 
 from digitprep import keyed_random
 from digitprep.augment import AugmentStrengths, augment_stack
-from digitprep.build import (  # the build pool's clean worker start-up, reused as is
+from digitprep.build import (  # the build pool and its workers' set-up, reused as they are
     BuildConfig,
     _keep_freed_memory,
-    _worker_context,
     decode_file,
+    worker_pool,
 )
 from digitprep.csvio import encode_onehot_rows
 from digitprep.dataset import DatasetWriter, manifest_lines, read_dataset
@@ -38,6 +37,8 @@ from digitprep.pngtree import encode_png
 from digitprep.sources import Candidate, find_candidates
 
 CHUNK_OUTPUTS = 2048  # augmented images per task sent to a worker: a few tens of MB of maps
+CHUNK_FILES = 256  # at most this many files per task, decoded at once whatever their size
+PIXEL_BUDGET = CHUNK_OUTPUTS * 28 * 28  # output pixels augmented at once (maps, fields: ~16 bytes each)
 POOL_THRESHOLD = 16384  # fewer copies than this are made in this process: starting workers costs more (~1 s)
 PROVENANCE = ["source_row", "copy"]  # manifest columns augment adds (or overwrites)
 
@@ -97,23 +98,13 @@ def _files_task(task) -> tuple[int, list[tuple[str, str]]]:
     return augment_files(task, _job)
 
 
-@contextlib.contextmanager
-def worker_pool(job: AugmentJob, jobs: int):
-    """A pool of ``jobs`` workers holding ``job``, or None for ``jobs`` <= 1 (work in this process)."""
-    if jobs <= 1:
-        yield None
-        return
-    with _worker_context().Pool(jobs, initializer=_init_worker, initargs=(job,)) as pool:
-        yield pool
-
-
 def run_tasks(tasks: list, task_function, local_function, job: AugmentJob, jobs: int) -> Iterator:
     """Results of every task in order: on a pool when there is enough work, else here."""
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield local_function(task, job)
         return
-    with worker_pool(job, jobs) as pool:
+    with worker_pool(job, jobs, initializer=_init_worker) as pool:
         yield from pool.imap(task_function, tasks)
 
 
@@ -240,7 +231,11 @@ def augment_files(items: list[tuple[Candidate, str]], job: AugmentJob) -> tuple[
             groups.setdefault(outcome[0].shape, []).append((outcome[0], candidate, relative))
     written = 0
     out_dir = Path(job.out_dir)
-    for members in groups.values():
+    batches = []
+    for (height, width), members in groups.items():
+        size = max(1, PIXEL_BUDGET // (job.copies * height * width))  # big scans: a few at a time
+        batches.extend(members[i : i + size] for i in range(0, len(members), size))
+    for members in batches:
         greys = np.stack([grey for grey, _, _ in members])
         inked = ink_high(greys)
         flipped = inked[:, 0, 0] != greys[:, 0, 0]  # ink_high inverts every pixel or none
@@ -282,7 +277,7 @@ def augment_tree(
     job = AugmentJob(job.strengths, job.copies, job.seed, job.keep_originals, job.classes, str(out_dir))
     on_start(len(candidates))
     items = [(c, Path(os.path.relpath(c.path, src)).as_posix()) for c in candidates]
-    chunk = chunk_sources(job)
+    chunk = min(CHUNK_FILES, chunk_sources(job))
     tasks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     summary = AugmentSummary(sources=len(candidates))
     workers = _workers(jobs, len(items) * job.copies)

@@ -69,4 +69,3 @@ def smoothed_targets(class_index: np.ndarray, n_classes: int, smoothing: float =
     targets = np.full((len(class_index), n_classes), smoothing / n_classes, np.float32)
     targets[np.arange(len(class_index)), class_index] += 1 - smoothing
     return targets
-

@@ -335,8 +335,12 @@ def test_tree_copies_keep_label_tag_layout_and_polarity(tmp_path, monkeypatch):
     assert names.column("tag") == ["20", "20", "20", "8", "8", "8"]
     assert run("build", "out", "--labels", "folder", "--out", "f.csv").exit_code == 0
     assert read_dataset(tmp_path / "f.csv").labels.tolist() == [7, 7, 7]
-    again = run("augment", "src", "--out-dir", "again", "--copies", 2, "--seed", 3, "--jobs", 1)
-    assert again.exit_code == 0
+    monkeypatch.setattr(augment_data, "CHUNK_FILES", 2)  # two tasks
+    monkeypatch.setattr(augment_data, "PIXEL_BUDGET", 3 * 120 * 120)  # one image's copies at a time
+    monkeypatch.setattr(augment_data, "POOL_THRESHOLD", 1)  # on two workers
+    again = run("augment", "src", "--out-dir", "again", "--copies", 2, "--seed", 3, "--jobs", 2)
+    assert again.exit_code == 0, again.output
+    assert sorted(p.relative_to(tmp_path / "again").as_posix() for p in (tmp_path / "again").rglob("*.png")) == found
     for path in (tmp_path / "out").rglob("*.png"):
         assert path.read_bytes() == (tmp_path / "again" / path.relative_to(tmp_path / "out")).read_bytes()
 
