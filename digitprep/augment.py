@@ -47,7 +47,7 @@ class AugmentStrengths:
     scale: float = _strength(0.1, "Each copy resized by a factor log-uniform in [1/(1+SCALE), 1+SCALE]. 0: off.")
     shear: float = _strength(10.0, "Degrees of horizontal shear, uniform in +-SHEAR. 0: off.")
     elastic: float = _strength(
-        24.0, "Elastic distortion: Simard et al.'s alpha at 28x28 (scaling of the displacement field). 0: off."
+        20.0, "Elastic distortion: Simard et al.'s alpha at 28x28 (scaling of the displacement field). 0: off."
     )
     elastic_sigma: float = _strength(
         4.0, "Elastic distortion: Simard's sigma at 28x28 (smoothness of the field, pixels)."
