@@ -56,9 +56,9 @@ class StoredDataset:
 
     def column(self, name: str) -> list[str]:
         """One manifest column's values; KeyError when the manifest has no such column."""
-        index = self.manifest_header.index(name) if name in self.manifest_header else None
-        if index is None:
+        if name not in self.manifest_header:
             raise KeyError(name)
+        index = self.manifest_header.index(name)
         return [row[index] for row in self.manifest_rows]
 
 
