@@ -58,6 +58,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/prep.py
+	$(BIN)/python bench/augment.py
 
 clean:
 	rm -rf $(PROC)/*.csv $(PROC)/*.json $(PROC)/*.stamp reports

@@ -193,12 +193,13 @@ def _worker_context():
 
 
 @contextlib.contextmanager
-def worker_pool(config: BuildConfig, jobs: int):
-    """A pool of ``jobs`` worker processes, or None for ``jobs`` <= 1 (work in this process)."""
+def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
+    """A pool of ``jobs`` worker processes, each given ``config`` by ``initializer``, or None for
+    ``jobs`` <= 1 (work in this process)."""
     if jobs <= 1:
         yield None
         return
-    with _worker_context().Pool(jobs, initializer=_init_worker, initargs=(config,)) as pool:
+    with _worker_context().Pool(jobs, initializer=initializer, initargs=(config,)) as pool:
         yield pool
 
 

@@ -182,6 +182,137 @@ def show(csv_path, out, per_class, scale, seed):
     click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
 
 
+def strength_options(function):
+    """One option per augmentation strength (--rotation, --elastic-sigma...), help from the dataclass."""
+    from dataclasses import fields
+
+    from digitprep.augment import AugmentStrengths
+
+    for item in reversed(fields(AugmentStrengths)):
+        function = click.option(
+            f"--{item.name.replace('_', '-')}",
+            type=click.FloatRange(0),
+            default=item.default,
+            show_default=True,
+            help=item.metadata["help"],
+        )(function)
+    return function
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV in: the one-hot CSV to write.")
+@click.option(
+    "--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder in: the folder to write PNGs into."
+)
+@click.option("--copies", type=click.IntRange(1), default=1, show_default=True, help="Augmented copies per image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--keep-originals/--no-keep-originals",
+    default=True,
+    show_default=True,
+    help="Write each original before its copies.",
+)
+@strength_options
+@click.option(
+    "--labels",
+    "label_mode",
+    type=click.Choice([m for m in LABEL_MODES if m != "labelrow"]),
+    default="auto",
+    show_default=True,
+    help="Folder in: where labels come from, as for build (unlabelled files are skipped).",
+)
+@click.option("--pattern", default=None, help="Folder in: a label regex, as for build.")
+@classes_option
+@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
+def augment(
+    src, out, out_dir, copies, seed, keep_originals, label_mode, pattern, classes_spec, jobs, quiet, **strengths
+):
+    """Write COPIES randomly transformed copies of every image of SRC: a one-hot CSV (with --out)
+    or a folder of labelled images (with --out-dir, same layout, copies named NAME_a<k>.png)."""
+    from digitprep.augment import AugmentStrengths
+    from digitprep.augment_data import AugmentJob, augment_csv, augment_tree
+
+    if src.is_dir() != (out_dir is not None) or (out is None) == (out_dir is None):
+        raise click.UsageError("give --out-dir for a folder SRC, or --out for a CSV SRC")
+    try:
+        job = AugmentJob(AugmentStrengths(**strengths), copies, seed, keep_originals, _parse_classes(classes_spec))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    with Progress(quiet, "augmenting") as progress:
+        try:
+            if out is not None:
+                summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
+            else:
+                summary = augment_tree(
+                    src, out_dir, job, label_mode, pattern, jobs, report_skip, progress.start, progress.advance
+                )
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+    skipped = f"; skipped {len(summary.skipped)}" if summary.skipped else ""
+    what = "rows" if out is not None else "PNGs"
+    click.echo(f"wrote {summary.written} {what} to {out or out_dir} from {summary.sources} images{skipped}", err=True)
+
+
+@main.command()
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--test",
+    "test_fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each class that goes to the test side.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same split.")
+@click.option(
+    "--by",
+    default=None,
+    help="Manifest column whose rows stay together (e.g. path, sha256): all rows sharing a value go to one side.",
+)
+@click.option(
+    "--train-out", type=click.Path(dir_okay=False, path_type=Path), help="Train CSV [default: CSV's NAME_train.csv]."
+)
+@click.option(
+    "--test-out", type=click.Path(dir_okay=False, path_type=Path), help="Test CSV [default: CSV's NAME_test.csv]."
+)
+def split(csv_path, test_fraction, seed, by, train_out, test_out):
+    """Split a one-hot CSV (and its manifest) into stratified train and test parts. Augment after this."""
+    from digitprep.split import split_file
+
+    try:
+        (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_fraction, seed, by, train_out, test_out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n_train} rows to {train_path}, {n_test} rows to {test_path}", err=True)
+
+
+@main.command()
+@click.argument(
+    "csv_paths", metavar="CSV...", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Mixed one-hot CSV to write."
+)
+@click.option("--shuffle", is_flag=True, help="Shuffle the rows (with --seed) instead of concatenating in order.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
+def mix(csv_paths, out, shuffle, seed):
+    """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
+    from digitprep.mix import mix_files
+
+    try:
+        rows = mix_files(list(csv_paths), out, shuffle, seed)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)
+
+
 @main.command()
 @click.option(
     "--out-dir",

@@ -11,8 +11,9 @@ import click
 import numpy as np
 
 from digitprep.csvio import DatasetFormatError
+from digitprep.split import stratified_split
 from digittrain.activations import ACTIVATIONS
-from digittrain.data import SCALINGS, Scaler, load_dataset, smoothed_targets, stratified_split
+from digittrain.data import SCALINGS, Scaler, load_dataset, smoothed_targets
 from digittrain.initializers import initializer
 from digittrain.model import MLP
 from digittrain.modelio import ModelFileError, check_input_size, load_model, save_model

@@ -13,7 +13,6 @@ from digittrain.losses import LOSSES
 from digittrain.model import MLP
 from digittrain.optimizers import OPTIMIZERS
 
-
 # Learning-rate schedules: the factor on --lr at a point of training, from 0 (first step) to 1 (end).
 # Adding one is one function and one entry.
 SCHEDULES: dict[str, Callable[[float], float]] = {

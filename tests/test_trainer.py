@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from digitprep.csvio import write_onehot_csv
 from digittrain.cli import main
-from digittrain.data import Scaler, smoothed_targets, stratified_split
+from digittrain.data import Scaler, smoothed_targets
 from digittrain.model import MLP
 from digittrain.modelio import load_model, save_model
 from digittrain.train import TrainConfig, accuracy, train
@@ -132,13 +132,6 @@ def test_original_weights_file_without_metadata_evaluates(tmp_path):
     result = invoke("evaluate", tmp_path / "w.npz", "--test", write_toy(tmp_path / "t.csv"))
     expected = accuracy(model, x, labels - 1)
     assert f"accuracy = {expected:.4f}" in result.output
-
-
-def test_stratified_split_keeps_class_proportions():
-    labels = np.repeat([0, 1, 2], [50, 30, 20])
-    train_rows, test_rows = stratified_split(labels, 0.2, seed=0)
-    assert np.bincount(labels[test_rows]).tolist() == [10, 6, 4]
-    assert sorted(np.concatenate([train_rows, test_rows]).tolist()) == list(range(100))
 
 
 def test_sklearn_8x8_digits_original_split_beats_the_write_up():
