@@ -302,12 +302,18 @@ def split(csv_path, test_fraction, seed, by, train_out, test_out):
 )
 @click.option("--shuffle", is_flag=True, help="Shuffle the rows (with --seed) instead of concatenating in order.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
-def mix(csv_paths, out, shuffle, seed):
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Keep only rows with this manifest tag (drawing size, e.g. 8); 'none' = untagged rows. Repeatable.",
+)
+def mix(csv_paths, out, shuffle, seed, tags):
     """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
     from digitprep.mix import mix_files
 
     try:
-        rows = mix_files(list(csv_paths), out, shuffle, seed)
+        rows = mix_files(list(csv_paths), out, shuffle, seed, tags)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)

@@ -68,6 +68,20 @@ def mix_datasets(datasets: list[StoredDataset], names: list[str]) -> StoredDatas
     )
 
 
+NO_TAG = "none"  # how a person names "rows without a tag" in --tag
+
+
+def rows_with_tags(dataset: StoredDataset, tags: tuple[str, ...]) -> StoredDataset:
+    """The rows whose manifest ``tag`` is one of ``tags`` (``none``: rows without a tag). Used to
+    gather the original project's per-drawing-size sets (tag 8, tag 20) from a mixed source."""
+    try:
+        row_tags = dataset.column("tag")
+    except KeyError:
+        row_tags = [""] * len(dataset.labels)
+    wanted = {"" if tag == NO_TAG else tag for tag in tags}
+    return dataset.subset(np.flatnonzero([tag in wanted for tag in row_tags]))
+
+
 def mixed_record(records: list[dict], paths: list[Path]) -> dict:
     """The build record of a mix: every setting the inputs agree on, and each input's own record.
     A setting they disagree on (deskew, centre...) is left out rather than guessed."""
@@ -79,17 +93,23 @@ def mixed_record(records: list[dict], paths: list[Path]) -> dict:
     return shared
 
 
-def mix_files(paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0) -> int:
+def mix_files(
+    paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0, tags: tuple[str, ...] = ()
+) -> int:
     """Mix data sets on disk into ``out`` (with manifest and build record); returns the row count.
-    DatasetFormatError / ValueError name the offending file."""
+    With ``tags``, only rows of those tags are kept. DatasetFormatError / ValueError name the
+    offending file."""
     paths = [Path(p) for p in paths]
     if Path(out).resolve() in {p.resolve() for p in paths}:
         raise ValueError(f"{out}: the output must not be one of the inputs")
     datasets = [read_dataset(path) for path in paths]
     check_compatible(datasets, paths)
     mixed = mix_datasets(datasets, [path.stem for path in paths])
+    if tags:
+        mixed = rows_with_tags(mixed, tags)
     if shuffle:
         mixed = mixed.subset(np.random.default_rng(seed).permutation(len(mixed.labels)))
     record = mixed_record([d.record for d in datasets], paths)
-    write_dataset(out, mixed, {**record, "shuffle": shuffle, "seed": seed if shuffle else None})
+    record = {**record, "shuffle": shuffle, "seed": seed if shuffle else None, "tags": list(tags) or None}
+    write_dataset(out, mixed, record)
     return len(mixed.labels)

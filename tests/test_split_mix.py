@@ -160,6 +160,21 @@ def test_mix_shuffle_is_a_seeded_permutation(tmp_path):
         assert int(path.split("/")[1][:-4]) == label  # the manifest moved with its row
 
 
+def test_mix_tag_keeps_only_rows_of_those_drawing_sizes(tmp_path):
+    pixels = write_set(tmp_path / "a.csv", [1, 2, 3, 4])
+    manifest = tmp_path / "a.manifest.csv"
+    lines = manifest.read_text().splitlines()
+    for i, tag in zip(range(1, 5), ["8", "20", "", "8"]):
+        path, label, _, origin = lines[i].split(",")
+        lines[i] = f"{path},{label},{tag},{origin}"
+    manifest.write_text("\n".join(lines) + "\n")
+    assert run("mix", tmp_path / "a.csv", "--tag", "8", "--tag", "none", "--out", tmp_path / "m.csv").exit_code == 0
+    kept = read_dataset(tmp_path / "m.csv")
+    assert kept.labels.tolist() == [1, 3, 4] and kept.column("tag") == ["8", "", "8"]
+    assert np.array_equal(kept.pixels, pixels[[0, 2, 3]])
+    assert kept.record["tags"] == ["8", "none"]
+
+
 def test_mix_refuses_different_sizes_and_classes(tmp_path):
     write_set(tmp_path / "a.csv", [1, 2], side=20)
     write_set(tmp_path / "b.csv", [1, 2], side=8)
