@@ -144,10 +144,6 @@ def build(
     sizes = tuple(dict.fromkeys(sizes))
     config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
 
-    def report_skip(path: str, reason: str) -> None:
-        if not quiet:
-            click.echo(f"skipped {path}: {reason}", err=True)
-
     with Progress(quiet, "decoding") as progress:
         try:
             summary = build_dataset(
@@ -159,13 +155,23 @@ def build(
                 origin,
                 jobs,
                 strict,
-                on_skip=report_skip,
+                on_skip=skip_reporter(quiet),
                 on_start=progress.start,
                 on_progress=progress.advance,
             )
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
     report_summary(summary, strict, "file(s)")
+
+
+def skip_reporter(quiet: bool):
+    """on_skip for the CSV-writing commands: one line per unusable input, unless --quiet."""
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    return report_skip
 
 
 def report_summary(summary, strict: bool, what: str) -> None:
@@ -219,7 +225,7 @@ def digits(out_dir):
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
 
 
-@main.command()
+@main.command(short_help="MNIST IDX or Kaggle CSV -> PNG tree or one-hot CSVs.")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out-dir",
@@ -261,21 +267,17 @@ def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origi
     classes = _parse_classes(classes_spec)
     config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, NormalizeOptions(deskew, center, box))
 
-    def report_skip(path: str, reason: str) -> None:
-        if not quiet:
-            click.echo(f"skipped {path}: {reason}", err=True)
-
     with Progress(quiet, "normalising") as progress:
         try:
             summary = export_csv(
-                list(sources), out, config, origin, jobs, strict, report_skip, progress.start, progress.advance
+                list(sources), out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance
             )
         except MnistFormatError as exc:
             raise click.ClickException(str(exc)) from None
     report_summary(summary, strict, "image(s)")
 
 
-@main.command("fetch-mnist")
+@main.command("fetch-mnist", short_help="Download the four MNIST IDX files, MD5-checked.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--mirror",

@@ -9,12 +9,12 @@ local server.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from digitprep.csvio import AtomicWriter
 
 # The sums torchvision checks (torchvision.datasets.MNIST.resources).
 MNIST_MD5 = {
@@ -55,23 +55,21 @@ def download(url: str, target: Path, md5: str, timeout: float = TIMEOUT_SECONDS)
     its MD5 is ``md5``. A mismatch raises DownloadError naming the file, the expected and the
     actual sum; no file and no temporary file is left behind, whatever the failure."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    writer = AtomicWriter(target)
     try:
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             while block := response.read(BLOCK_BYTES):
                 digest.update(block)
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
+                writer.write(block)
         if digest.hexdigest() != md5:
             raise DownloadError(
                 f"{target.name}: wrong MD5 from {url}: expected {md5}, got {digest.hexdigest()}; file removed"
             )
-        os.replace(temp, target)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
 
 
 def fetch(
@@ -114,6 +112,13 @@ def fetch_mnist(
     on_file: Callable[[str, str], None] = lambda name, status: None,
 ) -> None:
     """Fetch every file of ``checksums`` (MNIST's four IDX files) into ``folder``, verified;
-    ``on_file(name, status)`` after each."""
+    ``on_file(name, status)`` after each that succeeds. Every file is tried; DownloadError at the
+    end names those that failed and why."""
+    failures: list[str] = []
     for name, md5 in checksums.items():
-        on_file(name, fetch(name, folder, md5, mirrors))
+        try:
+            on_file(name, fetch(name, folder, md5, mirrors))
+        except DownloadError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise DownloadError("; ".join(failures))

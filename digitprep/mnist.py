@@ -265,6 +265,8 @@ def load_mnist(paths: Path | str | list) -> tuple[np.ndarray, np.ndarray]:
     sets = read_mnist_sets(paths)
     if not sets:
         raise MnistFormatError(f"{', '.join(map(str, paths))}: no images file or Kaggle CSV among them")
+    if len(sets) == 1:  # no concatenation: it would copy the whole set for nothing
+        return sets[0].images, sets[0].labels
     shapes = {s.images.shape[1:] for s in sets}
     if len(shapes) > 1:
         raise MnistFormatError(f"{', '.join(str(s.path) for s in sets)}: image sizes differ ({sorted(shapes)})")

@@ -18,7 +18,7 @@ from conftest import SHARED_MNIST
 import digitprep.download as download_module
 import digitprep.mnist_export as export_module
 from digitprep.cli import main
-from digitprep.csvio import read_onehot_csv
+from digitprep.csvio import FILE_MODE, read_onehot_csv
 from digitprep.download import DownloadError, fetch_mnist
 from digitprep.mnist import (
     KAGGLE_HEADER,
@@ -424,6 +424,7 @@ def test_download_over_http_lands_verified_files_and_rerun_keeps_them(mirror, ht
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(checksums)
     for name in checksums:
         assert (tmp_path / "raw" / name).read_bytes() == (folder / name).read_bytes()
+        assert (tmp_path / "raw" / name).stat().st_mode & 0o777 == FILE_MODE  # not the temporary file's 0600
         assert statuses[name].startswith(f"downloaded from {http_mirror}{name}")
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "raw").iterdir()}
     fetch_mnist(tmp_path / "raw", ("http://127.0.0.1:9/nothing-here/",), checksums, on_file=statuses.__setitem__)
@@ -439,7 +440,7 @@ def test_wrong_checksum_is_an_error_and_leaves_no_file(mirror, tmp_path):
         fetch_mnist(tmp_path / "raw", (folder.as_uri() + "/",), wrong)
     message = str(caught.value)
     assert name in message and "0" * 32 in message and checksums[name] in message
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(n for n in checksums if n < name)
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(n for n in checksums if n != name)
 
 
 def test_fallback_mirror_and_corrupt_copy_replaced(mirror, tmp_path):
@@ -466,7 +467,7 @@ def test_fetch_mnist_command(mirror, tmp_path, monkeypatch):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"tampered")
     (tmp_path / "raw" / "train-images-idx3-ubyte.gz").unlink()
     result = run("fetch-mnist", tmp_path / "raw", "--mirror", folder.as_uri())
-    assert result.exit_code == 1 and "wrong MD5" in result.output and result.output.count("\n") == 3
+    assert result.exit_code == 1 and "wrong MD5" in result.output and result.output.count("\n") == 4
     assert not (tmp_path / "raw" / "train-images-idx3-ubyte.gz").exists()
 
 
