@@ -251,17 +251,18 @@ def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origi
 
     if (out_dir is None) == (out is None):
         raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
-    context = click.get_current_context()
     if out_dir is not None:
+        context = click.get_current_context()
         flags = {p.name: p.opts[0] for p in context.command.params}
         csv_only = ("sizes", "classes_spec", "deskew", "center", "box", "origin", "jobs", "strict")
         given = [flags[n] for n in csv_only if context.get_parameter_source(n) is not ParameterSource.DEFAULT]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
-        try:
-            count = export_png_tree(list(sources), out_dir)
-        except MnistFormatError as exc:
-            raise click.ClickException(str(exc)) from None
+        with Progress(quiet, "writing PNGs") as progress:
+            try:
+                count = export_png_tree(list(sources), out_dir, progress.start, progress.advance)
+            except MnistFormatError as exc:
+                raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
         return
     classes = _parse_classes(classes_spec)

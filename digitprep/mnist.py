@@ -167,7 +167,8 @@ def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _describe_bad_csv(path: Path, options: dict, error: Exception) -> str:
     """Why pandas refused the file, as a user would say it: the first bad row and value. Runs
-    only after a failure, so it may read the file again as text."""
+    only after a failure, so it may read the file again, letting pandas pick each column's type:
+    numeric columns stay fast, only columns holding text are looked at value by value."""
     import pandas as pd
 
     message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
@@ -175,20 +176,26 @@ def _describe_bad_csv(path: Path, options: dict, error: Exception) -> str:
     if fields:
         return f"line {fields.group(2)} has {fields.group(3)} values, expected {fields.group(1)}"
     try:
-        text = pd.read_csv(path, dtype=str, keep_default_na=False, **options)
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False, **options)
     except (ValueError, pd.errors.ParserError):
         return f"bad data ({message})"
-    numbers = text.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    with np.errstate(invalid="ignore"):
-        good = np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers >= 0) & (numbers <= 255)
-    bad = np.argwhere(~good)
-    if not len(bad):
+    first_bad: tuple[int, int] | None = None  # (row, column), row-major first
+    for column in range(frame.shape[1]):
+        values = frame.iloc[:, column]
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers >= 0) & (numbers <= 255))
+        if bad.any():
+            row = int(bad.argmax())
+            if first_bad is None or row < first_bad[0]:
+                first_bad = (row, column)
+    if first_bad is None:
         return f"bad data ({message})"
-    row, column = (int(v) for v in bad[0])
-    value = text.iat[row, column]
-    if not isinstance(value, str) or not value.strip():
+    row, column = first_bad
+    value = frame.iat[row, column]
+    if pd.isna(value) or not str(value).strip():
         return f"data row {row + 1}: missing value in column {column + 1} of {KAGGLE_COLUMNS}"
-    return f"data row {row + 1}, column {column + 1}: {value.strip()!r} is not an integer 0-255"
+    return f"data row {row + 1}, column {column + 1}: {str(value).strip()!r} is not an integer 0-255"
 
 
 def write_kaggle_csv(path: Path, images: np.ndarray, labels: np.ndarray, header: bool = True) -> None:

@@ -90,8 +90,14 @@ def export_csv(
         return write_outputs(results, out, config, record, strict, on_skip, on_progress)
 
 
-def export_png_tree(paths: list[Path], out_dir: Path) -> int:
+def export_png_tree(
+    paths: list[Path],
+    out_dir: Path,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> int:
     """``out_dir/<label>/<index>.png`` for every image (index: position in the sources, in order),
     replacing the label folders there; returns the number of files."""
     images, labels = load_mnist(paths)
-    return replace_png_tree(images, labels, out_dir)
+    on_start(len(images))
+    return replace_png_tree(images, labels, out_dir, on_progress)
