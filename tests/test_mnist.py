@@ -17,6 +17,7 @@ from conftest import SHARED_MNIST
 
 import digitprep.download as download_module
 import digitprep.mnist_export as export_module
+import digitprep.pngtree as pngtree
 from digitprep.cli import main
 from digitprep.csvio import FILE_MODE, read_onehot_csv
 from digitprep.download import DownloadError, fetch_mnist
@@ -307,6 +308,27 @@ def test_png_tree_replaces_digit_folders_only(tmp_path):
     assert run("mnist", source, "--out-dir", tree).exit_code == 0
     assert sorted(p.name for p in tree.iterdir()) == ["0", "1", "2", "notes.txt"]
     assert sorted(int(p.stem) for p in (tree / "1").iterdir()) == [1, 4, 7, 10]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [source.name, "small-labels-idx1-ubyte.gz", "tree"]
+
+
+def test_failed_png_tree_leaves_the_previous_one(tmp_path, monkeypatch):
+    images, labels = synthetic_mnist(30)
+    source = write_pair(tmp_path, images, labels)
+    tree = tmp_path / "tree"
+    assert run("mnist", source, "--out-dir", tree).exit_code == 0
+    before = {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*.png")}
+    calls = []
+
+    def failing_encode(image):
+        calls.append(1)
+        if len(calls) == 20:
+            raise OSError("disk full")
+        return cv2.imencode(".png", image)[1].tobytes()
+
+    monkeypatch.setattr(pngtree, "encode_png", failing_encode)
+    with pytest.raises(OSError, match="disk full"):
+        export_module.export_png_tree([source], tree)
+    assert {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*.png")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [source.name, "small-labels-idx1-ubyte.gz", "tree"]
 
 
