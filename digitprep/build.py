@@ -13,7 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,9 +121,14 @@ def normalize_group(greys: list[np.ndarray], config: BuildConfig) -> list[list[n
 
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
-    """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Decoding is per file; normalisation runs once per group of same-shaped images."""
-    outcomes: list[tuple | str] = [decode_file(candidate, config) for candidate in candidates]
+    """Many files -> encoded rows, in file order; the unit of work sent to a worker process."""
+    outcomes = [decode_file(candidate, config) for candidate in candidates]
+    return rows_from_images(outcomes, [candidate.display for candidate in candidates], config)
+
+
+def rows_from_images(outcomes: list[tuple | str], displays: list[str], config: BuildConfig) -> ChunkResult:
+    """Decoded images with their manifest rows (or the reason each item cannot be used) -> encoded
+    rows and errors, in order. Normalisation runs once per group of same-shaped images."""
     groups: dict[tuple[int, int], list[int]] = {}
     for position, outcome in enumerate(outcomes):
         if not isinstance(outcome, str):
@@ -136,10 +141,10 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
     labels: list[int] = []
     manifest: list[tuple] = []
     errors: list[tuple[str, str]] = []
-    for position, candidate in enumerate(candidates):
+    for position, display in enumerate(displays):
         result = images.get(position, outcomes[position])
         if isinstance(result, str):
-            errors.append((candidate.display, result))
+            errors.append((display, result))
             continue
         for bucket, image in zip(per_size, result):
             bucket.append(image.ravel())
@@ -177,8 +182,9 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _work(candidates: list[Candidate]) -> ChunkResult:
-    return process_chunk(candidates, _worker_config)
+def _work(task: tuple[Callable, list]) -> ChunkResult:
+    work, chunk = task
+    return work(chunk, _worker_config)
 
 
 def _worker_context():
@@ -206,11 +212,19 @@ def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
 def process_all(candidates: list[Candidate], config: BuildConfig, pool) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None)."""
     chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
+    yield from run_chunks(chunks, process_chunk, config, pool)
+
+
+def run_chunks(
+    chunks: list, work: Callable[[object, BuildConfig], ChunkResult], config: BuildConfig, pool
+) -> Iterator[ChunkResult]:
+    """``work(chunk, config)`` for each chunk, results in chunk order, on the pool's workers (or
+    here when it is None). ``work`` must be a module-level function so workers can unpickle it."""
     if pool is None or len(chunks) <= 1:
         for chunk in chunks:
-            yield process_chunk(chunk, config)
+            yield work(chunk, config)
         return
-    yield from pool.imap(_work, chunks)
+    yield from pool.imap(_work, [(work, chunk) for chunk in chunks])
 
 
 def build_dataset(
@@ -233,11 +247,22 @@ def build_dataset(
     with worker_pool(config, jobs) as pool:
         candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
         on_start(len(candidates))
-        return _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress)
+        record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
+        results = process_all(candidates, config, pool)
+        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
 
 
-def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress):
-    """Stream chunk results into temporary outputs; rename them into place at the end."""
+def write_outputs(
+    results: Iterable[ChunkResult],
+    out: Path,
+    config: BuildConfig,
+    record: dict,
+    strict: bool = False,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> BuildSummary:
+    """Stream chunk results into temporary outputs (CSV per size, manifest, errors, and ``record``
+    with the row counts as OUT.build.json); rename them into place at the end."""
     csv_paths = output_paths(out, config.sizes)
     writers = {
         "csv": [AtomicWriter(p) for p in csv_paths],
@@ -254,7 +279,7 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
             writer.write(csv_text(MANIFEST_HEADER, []))
         for writer in writers["errors"]:
             writer.write(csv_text(ERRORS_HEADER, []))
-        for result in process_all(candidates, config, pool):
+        for result in results:
             for writer, lines in zip(writers["csv"], result.csv_lines):
                 writer.write(lines)
             errors_text = _rows_only(ERRORS_HEADER, result.errors)
@@ -268,9 +293,9 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
             on_progress(result.written + len(result.errors))
-        record = build_record(sources, config, label_mode, pattern, summary)
+        counts = {"rows": summary.written, "skipped": summary.skipped}
         for writer, size in zip(writers["build"], config.sizes):
-            writer.write((json.dumps({**record, "size": size}, indent=2, sort_keys=True) + "\n").encode())
+            writer.write((json.dumps({**record, **counts, "size": size}, indent=2, sort_keys=True) + "\n").encode())
     except BaseException:
         for writer in all_writers:
             writer.abort()
@@ -292,17 +317,16 @@ def _rows_only(header: list[str], rows: list[tuple]) -> bytes:
     return csv_text(header, rows).split(b"\n", 1)[1]
 
 
-def build_record(sources, config: BuildConfig, label_mode, pattern, summary: BuildSummary) -> dict:
-    """The options the data was built with, for the trainer to store in its models."""
+def build_record(sources, config: BuildConfig, labels: str, pattern: str | None = None) -> dict:
+    """The options the data was built with, for the trainer to store in its models (write_outputs
+    adds the row counts and the size)."""
     options = asdict(config.options)
     return {
         "sources": [Path(os.path.relpath(s)).as_posix() for s in sources],
         "classes": format_classes(config.classes),
-        "labels": "pattern" if pattern else label_mode,
+        "labels": labels,
         "pattern": pattern,
         "deskew": options["deskew"],
         "center": options["center"],
         "box": options["box"],
-        "rows": summary.written,
-        "skipped": summary.skipped,
     }

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from digitprep.build import BuildConfig, build_dataset, sidecar_path
 from digitprep.classes import parse_classes
@@ -26,6 +27,32 @@ def classes_option(function):
         show_default=True,
         help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     )(function)
+
+
+def sizes_option(default: int):
+    """--size, repeatable, for commands that write one-hot CSVs."""
+    return click.option(
+        "--size",
+        "sizes",
+        type=click.IntRange(2, 512),
+        multiple=True,
+        default=(default,),
+        show_default=True,
+        help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+    )
+
+
+def run_options(function):
+    """--jobs, --strict, --quiet: shared by the commands that write one-hot CSVs."""
+    function = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-input skip lines.")(
+        function
+    )
+    function = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")(
+        function
+    )
+    return click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")(
+        function
+    )
 
 
 def normalize_options(function):
@@ -79,15 +106,7 @@ def main():
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--size",
-    "sizes",
-    type=click.IntRange(2, 512),
-    multiple=True,
-    default=(20,),
-    show_default=True,
-    help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
-)
+@sizes_option(20)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -111,7 +130,6 @@ def main():
 @classes_option
 @normalize_options
 @click.option("--origin", default=None, help="Origin recorded in the manifest [default: each source folder's name].")
-@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
 @click.option(
     "--max-pixels",
     type=click.IntRange(1),
@@ -119,19 +137,14 @@ def main():
     show_default=True,
     help="Refuse images with more pixels than this (before decoding them).",
 )
-@click.option("--strict", is_flag=True, help="Any unusable file is an error: exit 1 and write nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
+@run_options
 def build(
-    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, jobs, max_pixels, strict, quiet
+    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, max_pixels, jobs, strict, quiet
 ):
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
     classes = _parse_classes(classes_spec)
     sizes = tuple(dict.fromkeys(sizes))
     config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
-
-    def report_skip(path: str, reason: str) -> None:
-        if not quiet:
-            click.echo(f"skipped {path}: {reason}", err=True)
 
     with Progress(quiet, "decoding") as progress:
         try:
@@ -144,14 +157,29 @@ def build(
                 origin,
                 jobs,
                 strict,
-                on_skip=report_skip,
+                on_skip=skip_reporter(quiet),
                 on_start=progress.start,
                 on_progress=progress.advance,
             )
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
+    report_summary(summary, strict, "file(s)")
+
+
+def skip_reporter(quiet: bool):
+    """on_skip for the CSV-writing commands: one line per unusable input, unless --quiet."""
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    return report_skip
+
+
+def report_summary(summary, strict: bool, what: str) -> None:
+    """The last line of a CSV-writing command, or its --strict failure."""
     if strict and summary.skipped:
-        raise click.ClickException(f"--strict: {summary.skipped} file(s) could not be used; nothing written")
+        raise click.ClickException(f"--strict: {summary.skipped} {what} could not be used; nothing written")
     names = ", ".join(str(p) for p in summary.outputs)
     skipped = ""
     if summary.skipped:
@@ -440,6 +468,82 @@ def _parse_range(value: str, name: str, low: float, high: float) -> tuple[float,
     if not low <= first <= second <= high:
         raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=name)
     return first, second
+
+
+@main.command(short_help="MNIST IDX or Kaggle CSV -> PNG tree or one-hot CSVs.")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the PNG tree OUT_DIR/<digit>/<index>.png (index: position in SOURCES), replacing its digit folders.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write one-hot CSVs instead, as build does (with OUT.manifest.csv, OUT.errors.csv, OUT.build.json).",
+)
+@sizes_option(28)
+@classes_option
+@normalize_options
+@click.option("--origin", default="mnist", show_default=True, help="Origin recorded in the manifest.")
+@run_options
+def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origin, jobs, strict, quiet):
+    """MNIST IDX files (labels found beside their images) or Kaggle CSVs -> a PNG tree or one-hot CSVs."""
+    from digitprep.mnist import MnistFormatError
+    from digitprep.mnist_export import export_csv, export_png_tree
+
+    if (out_dir is None) == (out is None):
+        raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
+    if out_dir is not None:
+        context = click.get_current_context()
+        flags = {p.name: p.opts[0] for p in context.command.params}
+        csv_only = ("sizes", "classes_spec", "deskew", "center", "box", "origin", "jobs", "strict")
+        given = [flags[n] for n in csv_only if context.get_parameter_source(n) is not ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
+        with Progress(quiet, "writing PNGs") as progress:
+            try:
+                count = export_png_tree(list(sources), out_dir, progress.start, progress.advance)
+            except MnistFormatError as exc:
+                raise click.ClickException(str(exc)) from None
+        click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+        return
+    classes = _parse_classes(classes_spec)
+    config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, NormalizeOptions(deskew, center, box))
+
+    with Progress(quiet, "normalising") as progress:
+        try:
+            summary = export_csv(
+                list(sources), out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance
+            )
+        except MnistFormatError as exc:
+            raise click.ClickException(str(exc)) from None
+    report_summary(summary, strict, "image(s)")
+
+
+@main.command("fetch-mnist", short_help="Download the four MNIST IDX files, MD5-checked.")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    default=None,
+    help="Base URL holding the four .gz files (https://, http:// or file://), tried in order; repeat for "
+    "fallbacks [default: torchvision's S3 mirror, then Google's CVDF mirror].",
+)
+def fetch_mnist(folder, mirrors):
+    """Download MNIST's four IDX files into FOLDER and check their MD5 sums; verified copies are kept."""
+    from digitprep.download import MNIST_MD5, MNIST_MIRRORS, DownloadError, fetch_mnist
+
+    def report(name: str, status: str) -> None:
+        click.echo(f"{name}: {status}", err=True)
+
+    try:
+        fetch_mnist(folder, tuple(mirrors) or MNIST_MIRRORS, MNIST_MD5, on_file=report)
+    except DownloadError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _parse_classes(spec: str) -> tuple[int, ...]:

@@ -59,6 +59,16 @@ def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[in
     return encode_uint8_rows(np.hstack((pixels.astype(np.uint8, copy=False), onehot(labels, classes))))
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created private (0600); finished files get the usual permissions instead.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 class AtomicWriter:
     """A binary file written under a temporary name and renamed into place only on commit.
 
@@ -78,6 +88,7 @@ class AtomicWriter:
     def commit(self) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
+        os.fchmod(self.file.fileno(), FILE_MODE)
         self.file.close()
         os.replace(self.temp, self.path)
 

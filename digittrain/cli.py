@@ -93,7 +93,7 @@ def build_record(train_path: Path) -> dict:
     "test_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Test CSV [default: data/processed/test_SIZE.csv, or a --val-split of the training CSV].",
+    help="Test CSV [default: with --size, data/processed/test_SIZE.csv; with --train, a --val-split of it].",
 )
 @click.option(
     "--val-split",
@@ -200,9 +200,10 @@ def main(
         initializer(init_spec)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--init") from None
-    train_path = train_path or PROCESSED / f"train_{size}.csv"
-    default_test = PROCESSED / f"test_{size}.csv"
-    test_path = test_path or (default_test if default_test.exists() else None)
+    if train_path is None:  # the --size convention names both files; an explicit --train does not
+        train_path = PROCESSED / f"train_{size}.csv"
+        default_test = PROCESSED / f"test_{size}.csv"
+        test_path = test_path or (default_test if default_test.exists() else None)
     train_set = _load(train_path, "train")
     if test_path is not None:
         test_set = _load(test_path, "test")
