@@ -93,9 +93,7 @@ def mixed_record(records: list[dict], paths: list[Path]) -> dict:
     return shared
 
 
-def mix_files(
-    paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0, tags: tuple[str, ...] = ()
-) -> int:
+def mix_files(paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0, tags: tuple[str, ...] = ()) -> int:
     """Mix data sets on disk into ``out`` (with manifest and build record); returns the row count.
     With ``tags``, only rows of those tags are kept. DatasetFormatError / ValueError name the
     offending file."""
