@@ -135,8 +135,8 @@ endif
 .PHONY: all venv data dataset train compare mnist test bench lint clean distclean
 .DELETE_ON_ERROR:
 
-all: compare
-	@echo "Report: $(REPORTS)/compare.md (table), $(REPORTS)/compare.png (chart), $(REPORTS)/results.csv (every run)"
+all: train compare
+	@echo "Report: $(REPORTS)/compare.md (table), $(REPORTS)/compare.png (chart); model: $(REPORTS)/model_$(TRAIN_SIZE).npz, curves_$(TRAIN_SIZE).png; every run: $(REPORTS)/results.csv"
 
 venv: $(STAMP)
 

@@ -256,10 +256,12 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
         raise click.ClickException(str(exc)) from None
     final_test = history.test_metric[-1]
     click.echo(f"Final Test: final accuracy = {final_test:.4f}")
+    # With label smoothing the loss cannot reach 0: the target counts from the floor the targets allow.
+    floor = f" above its floor {history.loss_floor:.3f}" if history.loss_floor > 1e-9 else ""
     if history.target_epoch is not None:
-        click.echo(f"Loss below {loss_target} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
+        click.echo(f"Loss below {loss_target}{floor} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
     else:
-        click.echo(f"Loss never fell below {loss_target} ({history.loss[-1]:.4f} at the end)")
+        click.echo(f"Loss never fell below {loss_target}{floor} ({history.loss[-1]:.4f} at the end)")
     click.echo(f"Training time: {history.seconds:.1f} s")
     record = options.as_record()
     record.pop("loss_target")

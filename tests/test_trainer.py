@@ -182,3 +182,18 @@ def test_cosine_schedule_anneals_the_learning_rate_per_step():
     constant = MLP([16, 8, 2], ["tanh"], seed=1)
     train(constant, x, targets, TrainConfig("sgd", 0.5, epochs=4, batch_size=0), lambda m: (0, 0))
     assert not np.allclose(constant.flat, trained.flat, atol=1e-4)
+
+
+def test_loss_target_counts_from_the_floor_label_smoothing_leaves():
+    from digittrain.train import loss_floor
+
+    assert loss_floor(smoothed_targets(np.array([0, 3, 9]), 10)) == 0.0
+    expected = -(0.91 * np.log(0.91) + 9 * 0.01 * np.log(0.01))  # 1 - s + s/k on the class, s/k elsewhere
+    assert loss_floor(smoothed_targets(np.array([0, 3, 9]), 10, 0.1)) == pytest.approx(expected)
+    pixels, labels = toy_digits(n=80)
+    x, targets = pixels / np.float32(255), smoothed_targets(labels - 1, 2, 0.2)
+    model = MLP([16, 8, 2], ["tanh"], seed=0)
+    history = train(model, x, targets, TrainConfig("adam", 0.05, epochs=30, loss_target=0.02), lambda m: (0, 0))
+    assert history.loss_floor == pytest.approx(-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)))
+    assert history.target_epoch is not None and history.loss[history.target_epoch - 1] < history.loss_floor + 0.02
+    assert all(loss >= history.loss_floor + 0.02 for loss in history.loss[: history.target_epoch - 1])
