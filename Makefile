@@ -34,8 +34,9 @@ ABLATE        ?= 1
 JOBS          ?= 0
 RAW           ?=
 MNIST         ?= 0
-PROC          ?= data/processed
-REPORTS       ?= reports
+# MNIST gets folders of its own, so switching between it and the default data rebuilds neither.
+PROC          ?= data/processed$(if $(filter 1,$(MNIST)),/mnist)
+REPORTS       ?= reports$(if $(filter 1,$(MNIST)),/mnist)
 TRAIN_FLAGS   ?= --hidden 256,256 --activation relu --optimizer adam --lr 0.001 --lr-schedule cosine \
                  --epochs 40 --batch-size 32 --l2 0.0001 --label-smoothing 0.1
 COMPARE_FLAGS ?= $(TRAIN_FLAGS)
@@ -125,8 +126,10 @@ $(eval $(call SETS,$(1),mixed,$(MIXED_SIZE),))
 endef
 
 # Only the test side of test_all_SIZE is used; its training twin is not a target of the pipeline.
+# MNIST has one origin and no drawing sizes: its mixed set would be train_MIXED_SIZE again.
+MIXED := $(if $(filter 1,$(MNIST)),,mixed)
 dataset_files = $(foreach s,$(SIZES),$(1)/train_$(s).csv $(1)/test_$(s).csv $(1)/test_all_$(s).csv) \
-                $(1)/train_mixed.csv $(1)/test_mixed.csv
+                $(foreach m,$(MIXED),$(1)/train_$(m).csv $(1)/test_$(m).csv)
 
 ifeq ($(filter venv test lint clean distclean,$(MAKECMDGOALS)),)
 $(foreach v,$(VARIANTS),$(eval $(call VARIANT,$(v))))
@@ -186,7 +189,7 @@ train: $(REPORTS)/model_$(TRAIN_SIZE).npz
 
 $(REPORTS)/compare.md: $(foreach v,$(VARIANTS),$(call dataset_files,$(v))) | $(STAMP)
 	$(BIN)/digittrain compare --data $(PROC) --sizes $(subst $(space),$(comma),$(strip $(SIZES))) \
-	    $(if $(filter 1,$(ABLATE)),--ablate $(PROC)/plain) $(COMPARE_FLAGS) --out-dir $(REPORTS)
+	    $(if $(MIXED),,--no-mixed) $(if $(filter 1,$(ABLATE)),--ablate $(PROC)/plain) $(COMPARE_FLAGS) --out-dir $(REPORTS)
 
 compare: $(REPORTS)/compare.md
 
