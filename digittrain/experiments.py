@@ -250,7 +250,7 @@ def plot_chart(path: Path, scores: list[Score]) -> None:
     columns = subset_order(scores)
     models = model_rows(scores)
     width = 0.8 / max(len(models), 1)
-    figure, axes = plt.subplots(figsize=(max(8, 1.2 * len(columns) * max(1, len(models) / 4)), 5))
+    figure, axes = plt.subplots(figsize=(min(16, 3 + 1.5 * len(columns)), 6))
     colours = plt.get_cmap("tab20").colors
     for index, ((model, trained_on, variant, _, _), by_subset) in enumerate(models):
         heights = [100 * by_subset[c].accuracy if c in by_subset else 0 for c in columns]
@@ -265,9 +265,10 @@ def plot_chart(path: Path, scores: list[Score]) -> None:
         )
     axes.set_xticks(np.arange(len(columns)), columns)
     axes.set(ylabel="test accuracy (%)", ylim=(0, 100), title="Accuracy per test subset")
-    axes.legend(fontsize=7, ncol=2, loc="lower left")
+    # Below the bars, not over them: there can be a dozen models.
+    axes.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # keeps the legend below the axes
     plt.close(figure)
     write_atomic(Path(path), buffer.getvalue())
