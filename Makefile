@@ -26,6 +26,7 @@ TRAIN_SIZE    ?= 20
 DRAWING_SIZES ?= 8 20
 DESKEW        ?= 1
 CENTER        ?= 1
+BOX           ?=
 TEST_SHARE    ?= 0.2
 SEED          ?= 0
 AUGMENT       ?= 0
@@ -44,7 +45,8 @@ COMPARE_FLAGS ?= $(TRAIN_FLAGS)
 MNIST_DIR    := data/raw/mnist
 MNIST_MIRROR ?=
 BUILD_SIZES  := $(sort $(SIZES) $(MIXED_SIZE))
-NORMALIZED   := $(if $(filter 1,$(DESKEW)),--deskew,--no-deskew) $(if $(filter 1,$(CENTER)),--center,--no-center)
+NORMALIZED   := $(if $(filter 1,$(DESKEW)),--deskew,--no-deskew) $(if $(filter 1,$(CENTER)),--center,--no-center) \
+                $(if $(BOX),--box $(BOX))
 VARIANTS     := $(PROC) $(if $(filter 1,$(ABLATE)),$(PROC)/plain)
 
 # ---- origins: name, folder, how labels are read, and the stamp that says the folder is complete
@@ -69,8 +71,10 @@ endif
 sources_of = $(shell find $(1) \( -name '*.png' -o -type d \) 2>/dev/null)
 
 # Rewrite an options file only when its text changes (at parse time, so that `make` with nothing to
-# do still says "Nothing to be done").
-remember = $(shell mkdir -p $(dir $(1)) && { [ "$$(cat $(1) 2>/dev/null)" = '$(2)' ] || printf '%s\n' '$(2)' > $(1); })
+# do still says "Nothing to be done"); not under `make -n`, which must not change anything.
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
+remember = $(if $(DRY_RUN),,$(shell mkdir -p $(dir $(1)) && \
+    { [ "$$(cat $(1) 2>/dev/null)" = '$(2)' ] || printf '%s\n' '$(2)' > $(1); }))
 
 # Parts of one size, one variant: the training and test inputs of the mix, and the stamps behind them.
 ifeq ($(MNIST),1)
