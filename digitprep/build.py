@@ -11,7 +11,7 @@ import contextlib
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,9 +94,16 @@ def start_worker_server() -> None:
         forkserver.ensure_running()
 
 
+def _init_worker(config: BuildConfig) -> None:
+    from digitprep.chunkwork import init_worker  # already imported by the forkserver
+
+    init_worker(config)
+
+
 @contextlib.contextmanager
-def worker_pool(config: BuildConfig, jobs: int):
-    """A pool of ``jobs`` worker processes, or None for ``jobs`` <= 1 (work in this process).
+def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
+    """A pool of ``jobs`` worker processes, each given ``config`` by ``initializer``, or None for
+    ``jobs`` <= 1 (work in this process).
 
     A ProcessPoolExecutor rather than multiprocessing.Pool: the Pool's worker-handler thread wakes
     up whenever a result is waiting in its pipe, and with results of a megabyte each it spins,
@@ -106,17 +113,11 @@ def worker_pool(config: BuildConfig, jobs: int):
     if jobs <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(jobs, mp_context=_worker_context(), initializer=_init_worker, initargs=(config,))
+    pool = ProcessPoolExecutor(jobs, mp_context=_worker_context(), initializer=initializer, initargs=(config,))
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _init_worker(config: BuildConfig) -> None:
-    from digitprep.chunkwork import init_worker  # already imported by the forkserver
-
-    init_worker(config)
 
 
 def _work(columns: tuple[tuple, ...]) -> ChunkResult:
@@ -125,18 +126,35 @@ def _work(columns: tuple[tuple, ...]) -> ChunkResult:
     return work(list(map(Candidate._make, zip(*columns))))
 
 
+def _run_task(work: Callable, chunk) -> ChunkResult:
+    from digitprep.chunkwork import work_with_config
+
+    return work_with_config(work, chunk)
+
+
 def process_all(candidates: list[Candidate], config: BuildConfig, pool) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None)."""
     chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
     if pool is None or len(chunks) <= 1:
         from digitprep.chunkwork import process_chunk  # NumPy and OpenCV in this process after all
 
-        for chunk in chunks:
-            yield process_chunk(chunk, config)
+        yield from run_chunks(chunks, process_chunk, config, None)
         return
     # Sent as columns (paths, display paths, ...): a quarter of the pickling cost of named tuples,
     # in this process that competes with the workers for the cores.
     yield from pool.map(_work, [tuple(zip(*chunk)) for chunk in chunks])
+
+
+def run_chunks(
+    chunks: list, work: Callable[[object, BuildConfig], ChunkResult], config: BuildConfig, pool
+) -> Iterator[ChunkResult]:
+    """``work(chunk, config)`` for each chunk, results in chunk order, on the pool's workers (or
+    here when it is None). ``work`` must be a module-level function so workers can unpickle it."""
+    if pool is None or len(chunks) <= 1:
+        for chunk in chunks:
+            yield work(chunk, config)
+        return
+    yield from pool.map(_run_task, [work] * len(chunks), chunks)
 
 
 def build_dataset(
@@ -156,15 +174,26 @@ def build_dataset(
     is skipped. Raises nothing for bad files: they are reported through ``on_skip``."""
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1:
-        start_worker_server()
+        start_worker_server()  # its imports overlap the walk through the folders
     candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
     on_start(len(candidates))
+    record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
     with worker_pool(config, jobs if len(candidates) > CHUNK_FILES else 1) as pool:
-        return _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress)
+        results = process_all(candidates, config, pool)
+        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
 
 
-def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict, pool, on_skip, on_progress):
-    """Stream chunk results into temporary outputs; rename them into place at the end."""
+def write_outputs(
+    results: Iterable[ChunkResult],
+    out: Path,
+    config: BuildConfig,
+    record: dict,
+    strict: bool = False,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> BuildSummary:
+    """Stream chunk results into temporary outputs (CSV per size, manifest, errors, and ``record``
+    with the row counts as OUT.build.json); rename them into place at the end."""
     csv_paths = output_paths(out, config.sizes)
     writers = {
         "csv": [AtomicWriter(p) for p in csv_paths],
@@ -181,7 +210,7 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
             writer.write(csv_text(MANIFEST_HEADER, []))
         for writer in writers["errors"]:
             writer.write(csv_text(ERRORS_HEADER, []))
-        for result in process_all(candidates, config, pool):
+        for result in results:
             for writer, lines in zip(writers["csv"], result.csv_lines):
                 writer.write(lines)
             errors_text = rows_only(ERRORS_HEADER, result.errors)
@@ -195,9 +224,9 @@ def _write_outputs(candidates, out, config, label_mode, pattern, sources, strict
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
             on_progress(result.written + len(result.errors))
-        record = build_record(sources, config, label_mode, pattern, summary)
+        counts = {"rows": summary.written, "skipped": summary.skipped}
         for writer, size in zip(writers["build"], config.sizes):
-            writer.write((json.dumps({**record, "size": size}, indent=2, sort_keys=True) + "\n").encode())
+            writer.write((json.dumps({**record, **counts, "size": size}, indent=2, sort_keys=True) + "\n").encode())
     except BaseException:
         for writer in all_writers:
             writer.abort()
@@ -219,17 +248,16 @@ def rows_only(header: list[str], rows: list[tuple]) -> bytes:
     return csv_text(header, rows).split(b"\n", 1)[1]
 
 
-def build_record(sources, config: BuildConfig, label_mode, pattern, summary: BuildSummary) -> dict:
-    """The options the data was built with, for the trainer to store in its models."""
+def build_record(sources, config: BuildConfig, labels: str, pattern: str | None = None) -> dict:
+    """The options the data was built with, for the trainer to store in its models (write_outputs
+    adds the row counts and the size)."""
     options = asdict(config.options)
     return {
         "sources": [Path(os.path.relpath(s)).as_posix() for s in sources],
         "classes": format_classes(config.classes),
-        "labels": "pattern" if pattern else label_mode,
+        "labels": labels,
         "pattern": pattern,
         "deskew": options["deskew"],
         "center": options["center"],
         "box": options["box"],
-        "rows": summary.written,
-        "skipped": summary.skipped,
     }

@@ -85,16 +85,20 @@ BLANK = "blank image (no ink found)"
 
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
-    """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Decoding is per file; normalisation runs once per group of same-shaped images, and its
-    results go straight into one pixel matrix per size, row i for file i."""
-    outcomes = decode_chunk(candidates, config)
+    """Many files -> encoded rows, in file order; the unit of work sent to a worker process."""
+    return rows_from_images(decode_chunk(candidates, config), [candidate.display for candidate in candidates], config)
+
+
+def rows_from_images(outcomes: list[tuple | str], displays: list[str], config: BuildConfig) -> ChunkResult:
+    """Decoded images with their manifest rows (or the reason each item cannot be used) -> encoded
+    rows and errors, in order. Normalisation runs once per group of same-shaped images, and its
+    results go straight into one pixel matrix per size, row i for item i."""
     reasons = [outcome if isinstance(outcome, str) else None for outcome in outcomes]
     groups: dict[tuple[int, int], list[int]] = {}
     for position, outcome in enumerate(outcomes):
         if reasons[position] is None:
             groups.setdefault(outcome[0].shape, []).append(position)
-    pixels = [np.empty((len(candidates), size * size), np.uint8) for size in config.sizes]
+    pixels = [np.empty((len(outcomes), size * size), np.uint8) for size in config.sizes]
     for positions in groups.values():
         stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
         members = np.asarray(positions)
@@ -106,7 +110,7 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
     manifest = [outcomes[position][1] for position in written]
     labels = np.asarray([row[1] for row in manifest], np.int64)
     csv_lines = [encode_onehot_rows(matrix[written], labels, config.classes) if written else b"" for matrix in pixels]
-    errors = [(candidate.display, reason) for candidate, reason in zip(candidates, reasons) if reason is not None]
+    errors = [(display, reason) for display, reason in zip(displays, reasons) if reason is not None]
     return ChunkResult(csv_lines, rows_only(MANIFEST_HEADER, manifest), len(manifest), errors)
 
 
@@ -138,3 +142,8 @@ def _keep_freed_memory() -> None:
 def work(candidates: list[Candidate]) -> ChunkResult:
     """One chunk in a worker process set up by ``init_worker``."""
     return process_chunk(candidates, _worker_config)
+
+
+def work_with_config(function, chunk) -> ChunkResult:
+    """``function(chunk, config)`` in a worker process set up by ``init_worker`` (build.run_chunks)."""
+    return function(chunk, _worker_config)

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 # No NumPy or OpenCV at the top: `build`'s main process only walks folders and writes files.
 from digitprep.build import BuildConfig, build_dataset, sidecar_path
 from digitprep.classes import parse_classes
-from digitprep.options import DEFAULT_MAX_PIXELS, MNIST_BOX, NormalizeOptions
+from digitprep.options import DEFAULT_MAX_PIXELS, MNIST_BOX, TAGS, AugmentStrengths, NormalizeOptions, RenderConfig
 from digitprep.sources import LABEL_MODES
 
 
@@ -23,6 +24,32 @@ def classes_option(function):
         show_default=True,
         help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     )(function)
+
+
+def sizes_option(default: int):
+    """--size, repeatable, for commands that write one-hot CSVs."""
+    return click.option(
+        "--size",
+        "sizes",
+        type=click.IntRange(2, 512),
+        multiple=True,
+        default=(default,),
+        show_default=True,
+        help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+    )
+
+
+def run_options(function):
+    """--jobs, --strict, --quiet: shared by the commands that write one-hot CSVs."""
+    function = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-input skip lines.")(
+        function
+    )
+    function = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")(
+        function
+    )
+    return click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")(
+        function
+    )
 
 
 def normalize_options(function):
@@ -76,15 +103,7 @@ def main():
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--size",
-    "sizes",
-    type=click.IntRange(2, 512),
-    multiple=True,
-    default=(20,),
-    show_default=True,
-    help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
-)
+@sizes_option(20)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -97,7 +116,7 @@ def main():
     type=click.Choice(LABEL_MODES),
     default="auto",
     show_default=True,
-    help="Where labels come from: folder (ROOT/<label>/x.png), filename (<label>_<tag>_<n>.png), "
+    help="Where labels come from: folder (ROOT/<label>/x.png), filename or name (<label>_<tag>_<n>.png), "
     "labelrow (the original extra first row), or auto (folder if it is a digit, else file name).",
 )
 @click.option(
@@ -108,7 +127,6 @@ def main():
 @classes_option
 @normalize_options
 @click.option("--origin", default=None, help="Origin recorded in the manifest [default: each source folder's name].")
-@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
 @click.option(
     "--max-pixels",
     type=click.IntRange(1),
@@ -116,19 +134,14 @@ def main():
     show_default=True,
     help="Refuse images with more pixels than this (before decoding them).",
 )
-@click.option("--strict", is_flag=True, help="Any unusable file is an error: exit 1 and write nothing.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
+@run_options
 def build(
-    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, jobs, max_pixels, strict, quiet
+    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, max_pixels, jobs, strict, quiet
 ):
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
     classes = _parse_classes(classes_spec)
     sizes = tuple(dict.fromkeys(sizes))
     config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
-
-    def report_skip(path: str, reason: str) -> None:
-        if not quiet:
-            click.echo(f"skipped {path}: {reason}", err=True)
 
     with Progress(quiet, "decoding") as progress:
         try:
@@ -141,14 +154,29 @@ def build(
                 origin,
                 jobs,
                 strict,
-                on_skip=report_skip,
+                on_skip=skip_reporter(quiet),
                 on_start=progress.start,
                 on_progress=progress.advance,
             )
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
+    report_summary(summary, strict, "file(s)")
+
+
+def skip_reporter(quiet: bool):
+    """on_skip for the CSV-writing commands: one line per unusable input, unless --quiet."""
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    return report_skip
+
+
+def report_summary(summary, strict: bool, what: str) -> None:
+    """The last line of a CSV-writing command, or its --strict failure."""
     if strict and summary.skipped:
-        raise click.ClickException(f"--strict: {summary.skipped} file(s) could not be used; nothing written")
+        raise click.ClickException(f"--strict: {summary.skipped} {what} could not be used; nothing written")
     names = ", ".join(str(p) for p in summary.outputs)
     skipped = ""
     if summary.skipped:
@@ -179,6 +207,140 @@ def show(csv_path, out, per_class, scale, seed):
     click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
 
 
+def strength_options(function):
+    """One option per augmentation strength (--rotation, --elastic-sigma...), help from the dataclass."""
+    from dataclasses import fields
+
+    for item in reversed(fields(AugmentStrengths)):
+        function = click.option(
+            f"--{item.name.replace('_', '-')}",
+            type=click.FloatRange(0),
+            default=item.default,
+            show_default=True,
+            help=item.metadata["help"],
+        )(function)
+    return function
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV in: the one-hot CSV to write.")
+@click.option(
+    "--out-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder in: the folder to write PNGs into."
+)
+@click.option("--copies", type=click.IntRange(1), default=1, show_default=True, help="Augmented copies per image.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
+@click.option(
+    "--keep-originals/--no-keep-originals",
+    default=True,
+    show_default=True,
+    help="Write each original before its copies.",
+)
+@strength_options
+@click.option(
+    "--labels",
+    "label_mode",
+    type=click.Choice([m for m in LABEL_MODES if m != "labelrow"]),
+    default="auto",
+    show_default=True,
+    help="Folder in: where labels come from, as for build (unlabelled files are skipped).",
+)
+@click.option("--pattern", default=None, help="Folder in: a label regex, as for build.")
+@classes_option
+@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-file skip lines.")
+def augment(
+    src, out, out_dir, copies, seed, keep_originals, label_mode, pattern, classes_spec, jobs, quiet, **strengths
+):
+    """Write COPIES randomly transformed copies of every image of SRC: a one-hot CSV (with --out)
+    or a folder of labelled images (with --out-dir, same layout, copies named NAME_a<k>.png)."""
+    from digitprep.augment_data import AugmentJob, augment_csv, augment_tree
+
+    if src.is_dir() != (out_dir is not None) or (out is None) == (out_dir is None):
+        raise click.UsageError("give --out-dir for a folder SRC, or --out for a CSV SRC")
+    try:
+        job = AugmentJob(AugmentStrengths(**strengths), copies, seed, keep_originals, _parse_classes(classes_spec))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def report_skip(path: str, reason: str) -> None:
+        if not quiet:
+            click.echo(f"skipped {path}: {reason}", err=True)
+
+    with Progress(quiet, "augmenting") as progress:
+        try:
+            if out is not None:
+                summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
+            else:
+                summary = augment_tree(
+                    src, out_dir, job, label_mode, pattern, jobs, report_skip, progress.start, progress.advance
+                )
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+    skipped = f"; skipped {len(summary.skipped)}" if summary.skipped else ""
+    what = "rows" if out is not None else "PNGs"
+    click.echo(f"wrote {summary.written} {what} to {out or out_dir} from {summary.sources} images{skipped}", err=True)
+
+
+@main.command()
+@click.argument("csv_path", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--test",
+    "test_fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="Share of each class that goes to the test side.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same split.")
+@click.option(
+    "--by",
+    default=None,
+    help="Manifest column whose rows stay together (e.g. path, sha256): all rows sharing a value go to one side.",
+)
+@click.option(
+    "--train-out", type=click.Path(dir_okay=False, path_type=Path), help="Train CSV [default: CSV's NAME_train.csv]."
+)
+@click.option(
+    "--test-out", type=click.Path(dir_okay=False, path_type=Path), help="Test CSV [default: CSV's NAME_test.csv]."
+)
+def split(csv_path, test_fraction, seed, by, train_out, test_out):
+    """Split a one-hot CSV (and its manifest) into stratified train and test parts. Augment after this."""
+    from digitprep.split import split_file
+
+    try:
+        (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_fraction, seed, by, train_out, test_out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {n_train} rows to {train_path}, {n_test} rows to {test_path}", err=True)
+
+
+@main.command()
+@click.argument(
+    "csv_paths", metavar="CSV...", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Mixed one-hot CSV to write."
+)
+@click.option("--shuffle", is_flag=True, help="Shuffle the rows (with --seed) instead of concatenating in order.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    help="Keep only rows with this manifest tag (drawing size, e.g. 8); 'none' = untagged rows. Repeatable.",
+)
+def mix(csv_paths, out, shuffle, seed, tags):
+    """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
+    from digitprep.mix import mix_files
+
+    try:
+        rows = mix_files(list(csv_paths), out, shuffle, seed, tags)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)
+
+
 @main.command()
 @click.option(
     "--out-dir",
@@ -194,6 +356,188 @@ def digits(out_dir):
     images, labels = load_sklearn_digits()
     count = write_labelled_pngs(images, labels, out_dir, tag="8", layout="name")
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+
+
+@main.command()
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <label>_<tag>_<n>.png files, render.manifest.csv and render.fonts.csv into.",
+)
+@click.option(
+    "--fonts",
+    "font_dirs",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
+    "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
+)
+@click.option(
+    "--variants", type=click.IntRange(1, 1000), default=4, show_default=True, help="Images per font, digit and tag."
+)
+@click.option(
+    "--tags",
+    default="20,8",
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_tags(value),
+    help="Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
+)
+@click.option(
+    "--size",
+    "canvas",
+    type=click.IntRange(8, 512),
+    default=28,
+    show_default=True,
+    help="Side of the written images in pixels.",
+)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the variations.")
+@click.option(
+    "--rotation",
+    type=click.FloatRange(0, 45),
+    default=RenderConfig.rotation,
+    show_default=True,
+    help="Largest rotation either way, degrees.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0),
+    default=RenderConfig.jitter,
+    show_default=True,
+    help="Largest shift of the digit from the centre, output pixels each way and axis (kept inside the image).",
+)
+@click.option(
+    "--stroke",
+    default=",".join(map(str, RenderConfig.stroke)),
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_range(value, "--stroke", -0.1, 0.1),
+    help="LOW,HIGH: strokes thickened (+) or thinned (-) per side, as a share of the glyph height.",
+)
+@click.option(
+    "--glyph-size",
+    default=",".join(map(str, RenderConfig.scale)),
+    show_default=True,
+    callback=lambda ctx, param, value: _parse_range(value, "--glyph-size", 0.2, 1.0),
+    help="LOW,HIGH: the digit's longer side as a share of its drawing box (20/28 of the image, or the 8x8 grid).",
+)
+@click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-font lines.")
+def render(out_dir, font_dirs, variants, tags, canvas, seed, rotation, jitter, stroke, glyph_size, jobs, quiet):
+    """Render labelled digit PNGs from every usable TrueType/OpenType font, with seeded variations."""
+    from digitprep.fontdigits import render_font_digits
+    from digitprep.fonts import default_font_dirs
+
+    config = RenderConfig(canvas, tags, variants, seed, rotation, jitter, stroke, glyph_size)
+    locations = list(font_dirs) or default_font_dirs()
+    with Progress(quiet, "rendering") as progress:
+        summary = render_font_digits(locations, out_dir, config, jobs, progress.start, progress.advance)
+    if not quiet:
+        for face in summary.used:
+            click.echo(f"used {face.label} ({face.family} {face.style})", err=True)
+        for check in summary.skipped:
+            click.echo(f"skipped {check.label}: {check.problem}", err=True)
+    if not summary.used:
+        where = ", ".join(str(p) for p in locations)
+        raise click.ClickException(f"no usable font (ten distinct digit glyphs) found in {where}")
+    click.echo(
+        f"wrote {summary.written} PNGs to {out_dir} from {len(summary.used)} fonts; "
+        f"skipped {len(summary.skipped)} (see {out_dir / 'render.fonts.csv'})",
+        err=True,
+    )
+
+
+def _parse_tags(value: str) -> tuple[str, ...]:
+    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [tag for tag in tags if tag not in TAGS]
+    if not tags or unknown:
+        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
+    return tags
+
+
+def _parse_range(value: str, name: str, low: float, high: float) -> tuple[float, float]:
+    try:
+        first, second = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=name) from None
+    if not low <= first <= second <= high:
+        raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=name)
+    return first, second
+
+
+@main.command(short_help="MNIST IDX or Kaggle CSV -> PNG tree or one-hot CSVs.")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the PNG tree OUT_DIR/<digit>/<index>.png (index: position in SOURCES), replacing its digit folders.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write one-hot CSVs instead, as build does (with OUT.manifest.csv, OUT.errors.csv, OUT.build.json).",
+)
+@sizes_option(28)
+@classes_option
+@normalize_options
+@click.option("--origin", default="mnist", show_default=True, help="Origin recorded in the manifest.")
+@run_options
+def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origin, jobs, strict, quiet):
+    """MNIST IDX files (labels found beside their images) or Kaggle CSVs -> a PNG tree or one-hot CSVs."""
+    from digitprep.mnist import MnistFormatError
+    from digitprep.mnist_export import export_csv, export_png_tree
+
+    if (out_dir is None) == (out is None):
+        raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
+    if out_dir is not None:
+        context = click.get_current_context()
+        flags = {p.name: p.opts[0] for p in context.command.params}
+        csv_only = ("sizes", "classes_spec", "deskew", "center", "box", "origin", "jobs", "strict")
+        given = [flags[n] for n in csv_only if context.get_parameter_source(n) is not ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
+        with Progress(quiet, "writing PNGs") as progress:
+            try:
+                count = export_png_tree(list(sources), out_dir, progress.start, progress.advance)
+            except MnistFormatError as exc:
+                raise click.ClickException(str(exc)) from None
+        click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+        return
+    classes = _parse_classes(classes_spec)
+    config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, NormalizeOptions(deskew, center, box))
+
+    with Progress(quiet, "normalising") as progress:
+        try:
+            summary = export_csv(
+                list(sources), out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance
+            )
+        except MnistFormatError as exc:
+            raise click.ClickException(str(exc)) from None
+    report_summary(summary, strict, "image(s)")
+
+
+@main.command("fetch-mnist", short_help="Download the four MNIST IDX files, MD5-checked.")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    default=None,
+    help="Base URL holding the four .gz files (https://, http:// or file://), tried in order; repeat for "
+    "fallbacks [default: torchvision's S3 mirror, then Google's CVDF mirror].",
+)
+def fetch_mnist(folder, mirrors):
+    """Download MNIST's four IDX files into FOLDER and check their MD5 sums; verified copies are kept."""
+    from digitprep.download import MNIST_MD5, MNIST_MIRRORS, DownloadError, fetch_mnist
+
+    def report(name: str, status: str) -> None:
+        click.echo(f"{name}: {status}", err=True)
+
+    try:
+        fetch_mnist(folder, tuple(mirrors) or MNIST_MIRRORS, MNIST_MD5, on_file=report)
+    except DownloadError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _parse_classes(spec: str) -> tuple[int, ...]:

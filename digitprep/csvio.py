@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from digitprep.classes import classes_from_columns
-from digitprep.textfiles import AtomicWriter, csv_text, onehot_header, write_atomic
+from digitprep.textfiles import FILE_MODE, AtomicWriter, csv_text, onehot_header, write_atomic
 
 __all__ = [  # the writers live in textfiles (no NumPy); everything is imported from here
+    "FILE_MODE",
     "AtomicWriter",
     "DatasetFormatError",
     "csv_text",

@@ -12,7 +12,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 # The original project's names: <label>_<tag>_<anything>.png, tag = drawing size (20 or 8).
 ORIGINAL_NAME = re.compile(r"^(?P<label>\d+)_(?P<tag>\d+)_")
 
-LABEL_MODES = ("auto", "folder", "filename", "labelrow")
+LABEL_MODES = ("auto", "folder", "filename", "name", "labelrow")  # name: short for filename
 
 
 class Candidate(NamedTuple):

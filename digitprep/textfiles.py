@@ -19,6 +19,16 @@ def onehot_header(n_pixels: int, classes: tuple[int, ...]) -> bytes:
     return (",".join(names) + "\n").encode()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temporary files are created private (0600); finished files get the usual permissions instead.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 class AtomicWriter:
     """A binary file written under a temporary name and renamed into place only on commit.
 
@@ -38,6 +48,7 @@ class AtomicWriter:
     def commit(self) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
+        os.fchmod(self.file.fileno(), FILE_MODE)
         self.file.close()
         os.replace(self.temp, self.path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,14 +12,16 @@ import click
 import numpy as np
 
 from digitprep.csvio import DatasetFormatError
+from digitprep.split import stratified_split
 from digittrain.activations import ACTIVATIONS
-from digittrain.data import SCALINGS, Scaler, load_dataset, smoothed_targets, stratified_split
+from digittrain.data import SCALINGS, Scaler, load_dataset
+from digittrain.fit import TrainingOptions, fit_network
 from digittrain.initializers import initializer
 from digittrain.model import MLP
 from digittrain.modelio import ModelFileError, check_input_size, load_model, save_model
 from digittrain.optimizers import OPTIMIZERS
 from digittrain.reports import append_result, plot_learning_curves
-from digittrain.train import TrainConfig, TrainingDiverged, accuracy, train
+from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, train
 
 PROCESSED = Path("data/processed")
 
@@ -72,6 +75,86 @@ def build_record(train_path: Path) -> dict:
     return {}
 
 
+def training_options(function):
+    """The training configuration options shared by `digittrain` and `digittrain compare`."""
+    options = [
+        click.option("--hidden", default="256,256", show_default=True, help="Hidden layer sizes, comma-separated."),
+        click.option(
+            "--activation",
+            type=click.Choice(list(ACTIVATIONS)),
+            default="relu",
+            show_default=True,
+            help="Activation of every hidden layer.",
+        ),
+        click.option("--init", "init_spec", default="he", show_default=True, help="Weights: he, xavier or normal:STD."),
+        click.option(
+            "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True, help="Update rule."
+        ),
+        click.option(
+            "--lr", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True, help="Learning rate."
+        ),
+        click.option(
+            "--lr-schedule",
+            type=click.Choice(list(SCHEDULES)),
+            default="constant",
+            show_default=True,
+            help="Learning rate over training: constant, or cosine annealing from --lr to 0.",
+        ),
+        click.option(
+            "--epochs", type=click.IntRange(1), default=20, show_default=True, help="Passes over the training set."
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(0),
+            default=128,
+            show_default=True,
+            help="Rows per update: 1 = per sample, 0 = the full batch.",
+        ),
+        click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True, help="L2 weight decay."),
+        click.option(
+            "--label-smoothing",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.0,
+            show_default=True,
+            help="Share of each target spread over all classes.",
+        ),
+        click.option(
+            "--scale",
+            type=click.Choice(SCALINGS),
+            default="unit",
+            show_default=True,
+            help="Inputs: unit = /255, standard = standardised on the training set, mnist = 0.01-1.0.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and splits."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingOptions:
+    """The TrainingOptions the shared options describe; bad --hidden or --init is a usage error."""
+    try:
+        initializer(values["init_spec"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--init") from None
+    return TrainingOptions(
+        hidden=tuple(parse_hidden(values["hidden"])),
+        activation=values["activation"],
+        init=values["init_spec"],
+        optimizer=values["optimizer"],
+        lr=values["lr"],
+        lr_schedule=values["lr_schedule"],
+        epochs=values["epochs"],
+        batch_size=values["batch_size"],
+        l2=values["l2"],
+        label_smoothing=values["label_smoothing"],
+        scale=values["scale"],
+        loss_target=loss_target,
+        seed=values["seed"],
+    )
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--size",
@@ -92,51 +175,16 @@ def build_record(train_path: Path) -> dict:
     "test_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Test CSV [default: data/processed/test_SIZE.csv, or a --val-split of the training CSV].",
+    help="Test CSV [default: with --size, data/processed/test_SIZE.csv; with --train, a --val-split of it].",
 )
 @click.option(
     "--val-split",
-    type=click.FloatRange(0, 0.9),
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.2,
     show_default=True,
     help="Without a test CSV: hold out this stratified, seeded share of the training rows.",
 )
-@click.option("--hidden", default="256,256", show_default=True, help="Hidden layer sizes, comma-separated.")
-@click.option(
-    "--activation",
-    type=click.Choice(list(ACTIVATIONS)),
-    default="relu",
-    show_default=True,
-    help="Activation of every hidden layer.",
-)
-@click.option("--init", "init_spec", default="he", show_default=True, help="Weights: he, xavier or normal:STD.")
-@click.option(
-    "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True, help="Update rule."
-)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True, help="Learning rate.")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Passes over the training set.")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(0),
-    default=128,
-    show_default=True,
-    help="Rows per update: 1 = per sample, 0 = the full batch.",
-)
-@click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True, help="L2 weight decay.")
-@click.option(
-    "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="Share of each target spread over all classes.",
-)
-@click.option(
-    "--scale",
-    type=click.Choice(SCALINGS),
-    default="unit",
-    show_default=True,
-    help="Inputs: unit = /255, standard = standardised on the training set, mnist = 0.01-1.0.",
-)
+@training_options
 @click.option(
     "--report", type=click.IntRange(1), default=1, show_default=True, help="Print a report line every N epochs."
 )
@@ -147,7 +195,6 @@ def build_record(train_path: Path) -> dict:
     show_default=True,
     help="Report the epoch and time at which the training loss first falls below this.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, shuffling and splits.")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the model (.npz).")
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save learning curves (.png)."
@@ -160,40 +207,15 @@ def build_record(train_path: Path) -> dict:
     help="Append a row describing this run to this CSV.",
 )
 @click.pass_context
-def main(
-    ctx,
-    size,
-    train_path,
-    test_path,
-    val_split,
-    hidden,
-    activation,
-    init_spec,
-    optimizer,
-    lr,
-    epochs,
-    batch_size,
-    l2,
-    label_smoothing,
-    scale,
-    report,
-    loss_target,
-    seed,
-    save,
-    plot,
-    results,
-):
+def main(ctx, size, train_path, test_path, val_split, report, loss_target, save, plot, results, **training):
     """Train a NumPy MLP on a one-hot CSV (default: digittrain --size 20); subcommands evaluate models."""
     if ctx.invoked_subcommand is not None:
         return
-    hidden_sizes = parse_hidden(hidden)
-    try:
-        initializer(init_spec)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--init") from None
-    train_path = train_path or PROCESSED / f"train_{size}.csv"
-    default_test = PROCESSED / f"test_{size}.csv"
-    test_path = test_path or (default_test if default_test.exists() else None)
+    options = training_options_from(training, loss_target)
+    if train_path is None:  # the --size convention names both files; an explicit --train does not
+        train_path = PROCESSED / f"train_{size}.csv"
+        default_test = PROCESSED / f"test_{size}.csv"
+        test_path = test_path or (default_test if default_test.exists() else None)
     train_set = _load(train_path, "train")
     if test_path is not None:
         test_set = _load(test_path, "test")
@@ -203,14 +225,12 @@ def main(
                 f"but {train_path} has {train_set.pixels.shape[1]}"
             )
     else:
-        train_rows, test_rows = stratified_split(train_set.labels, val_split, seed)
+        train_rows, test_rows = stratified_split(train_set.labels, val_split, options.seed)
         train_set, test_set = train_set.subset(train_rows), train_set.subset(test_rows)
     classes = train_set.classes
-    scaler = Scaler.fit(scale, train_set.pixels)
+    scaler = Scaler.fit(options.scale, train_set.pixels)
     x, x_test = scaler.transform(train_set.pixels), scaler.transform(test_set.pixels)
     y_index, y_test_index = train_set.class_index, test_set.class_index
-    model = MLP([x.shape[1], *hidden_sizes, len(classes)], [activation] * len(hidden_sizes), init_spec, seed)
-    config = TrainConfig(optimizer, lr, epochs, batch_size, l2, loss_target=loss_target, seed=seed)
 
     def evaluate(m):
         return accuracy(m, x, y_index), accuracy(m, x_test, y_test_index)
@@ -219,7 +239,7 @@ def main(
 
     def on_epoch(epoch, history):
         progress.close()
-        if epoch % report == 0 or epoch == epochs:
+        if epoch % report == 0 or epoch == options.epochs:
             click.echo(
                 f"Epoch {epoch}: loss={history.loss[-1]:.3f}, "
                 f"accuracy={history.train_metric[-1]:.3f}/{history.test_metric[-1]:.3f}"
@@ -227,37 +247,30 @@ def main(
 
     click.echo(
         f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} "
-        f"({len(x_test)} rows); {x.shape[1]}-{'-'.join(map(str, hidden_sizes))}-{len(classes)} {activation}"
+        f"({len(x_test)} rows); {x.shape[1]}-{'-'.join(map(str, options.hidden))}-{len(classes)} {options.activation}"
     )
     try:
-        targets = smoothed_targets(y_index, len(classes), label_smoothing)
-        history = train(model, x, targets, config, evaluate, on_epoch, progress.advance)
+        model, history = fit_network(x, y_index, len(classes), options, evaluate, on_epoch, progress.advance)
     except TrainingDiverged as exc:
         progress.close()
         raise click.ClickException(str(exc)) from None
     final_test = history.test_metric[-1]
     click.echo(f"Final Test: final accuracy = {final_test:.4f}")
+    # With label smoothing the loss cannot reach 0: the target counts from the floor the targets allow.
+    floor = f" above its floor {history.loss_floor:.3f}" if history.loss_floor > 1e-9 else ""
     if history.target_epoch is not None:
-        click.echo(f"Loss below {loss_target} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
+        click.echo(f"Loss below {loss_target}{floor} at epoch {history.target_epoch} ({history.target_seconds:.1f} s)")
     else:
-        click.echo(f"Loss never fell below {loss_target} ({history.loss[-1]:.4f} at the end)")
+        click.echo(f"Loss never fell below {loss_target}{floor} ({history.loss[-1]:.4f} at the end)")
     click.echo(f"Training time: {history.seconds:.1f} s")
-    options = {
+    record = options.as_record()
+    record.pop("loss_target")
+    run = {
         "size": round(x.shape[1] ** 0.5),  # what was loaded, whatever --size said
         "train": str(train_path),
         "test": str(test_path or ""),
         "val_split": val_split,
-        "hidden": hidden,
-        "activation": activation,
-        "init": init_spec,
-        "optimizer": optimizer,
-        "lr": lr,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "l2": l2,
-        "label_smoothing": label_smoothing,
-        "scale": scale,
-        "seed": seed,
+        **record,
     }
     metrics = {
         "final_loss": history.loss[-1],
@@ -267,7 +280,7 @@ def main(
         "loss_target_seconds": history.target_seconds,
         "training_seconds": round(history.seconds, 3),
     }
-    append_result(results, {"finished": datetime.datetime.now().isoformat(timespec="seconds"), **options, **metrics})
+    append_result(results, {"finished": datetime.datetime.now().isoformat(timespec="seconds"), **run, **metrics})
     if save:
         save_model(
             save,
@@ -277,13 +290,13 @@ def main(
                 "classes": list(classes),
                 "input_size": x.shape[1],
                 "preprocessing": build_record(train_path),
-                "training": options,
+                "training": run,
                 "metrics": metrics,
             },
         )
         click.echo(f"Model saved to {save}")
     if plot:
-        plot_learning_curves(plot, history, f"{train_path.name}: {hidden} {activation}, {optimizer} lr={lr}")
+        plot_learning_curves(plot, history, f"{train_path.name}: {options.describe()}")
         click.echo(f"Learning curves saved to {plot}")
 
 
@@ -443,3 +456,59 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
     click.echo(f"Training time: {history.seconds:.1f} s")
     plot_regression(plot, x, y, x_val, y_val, predict, history, f"{data_path.name}: [1, {hidden}, 1] {activation}")
     click.echo(f"Plot saved to {plot}")
+
+
+@main.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=PROCESSED,
+    show_default=True,
+    help="Folder with train_SIZE/test_SIZE/test_all_SIZE and train_mixed/test_mixed CSVs (`make dataset`).",
+)
+@click.option("--sizes", default="8,20", show_default=True, help="Resolutions to train on, comma-separated.")
+@click.option("--mixed/--no-mixed", default=True, show_default=True, help="Also train on the mixed set.")
+@click.option(
+    "--ablate",
+    "ablate_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A second data folder built without deskew/centre (`make compare` uses PROCESSED/plain): train there too.",
+)
+@click.option(
+    "--baseline/--no-baseline", default=True, show_default=True, help="Add scikit-learn's MLPClassifier per set."
+)
+@training_options
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where compare.md, compare.csv and compare.png go.",
+)
+def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, **training):
+    """Train one configuration per resolution and on the mixed set; test each model on every subset."""
+    from digitprep.csvio import write_atomic
+    from digittrain.experiments import compare as run_comparison
+    from digittrain.experiments import plot_chart, report_markdown, training_sets, write_csv
+
+    options = training_options_from(training)
+    try:
+        resolutions = [int(s) for s in sizes.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise click.BadParameter(f"{sizes!r}: give sizes such as 8,20", param_hint="--sizes") from None
+    folders = [Path(data_dir)] + ([Path(ablate_dir)] if ablate_dir else [])
+    try:
+        sets = [s for folder in folders for s in training_sets(folder, resolutions, mixed)]
+        scores = run_comparison(sets, options, baseline, log=lambda line: click.echo(line, err=True))
+    except (FileNotFoundError, ValueError, DatasetFormatError, TrainingDiverged) as exc:
+        raise click.ClickException(str(exc)) from None
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The command line as typed, for the report; None when called from Python (tests).
+    command = shlex.join(["digittrain", *sys.argv[1:]]) if Path(sys.argv[0]).name == "digittrain" else None
+    write_atomic(out_dir / "compare.md", report_markdown(scores, options, folders, command).encode())
+    write_csv(out_dir / "compare.csv", scores)
+    plot_chart(out_dir / "compare.png", scores)
+    click.echo(f"Report: {out_dir / 'compare.md'} (table), {out_dir / 'compare.csv'}, {out_dir / 'compare.png'}")

@@ -1,4 +1,4 @@
-"""Data for the trainer: one-hot CSVs in, float32 inputs and targets out; scaling and splits."""
+"""Data for the trainer: one-hot CSVs in, float32 inputs and targets out, and their scaling."""
 
 from __future__ import annotations
 
@@ -69,15 +69,3 @@ def smoothed_targets(class_index: np.ndarray, n_classes: int, smoothing: float =
     targets = np.full((len(class_index), n_classes), smoothing / n_classes, np.float32)
     targets[np.arange(len(class_index)), class_index] += 1 - smoothing
     return targets
-
-
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows): each class split in the same proportion, shuffled with ``seed``."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for label in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == label))
-        cut = round(len(rows) * test_fraction)
-        test.append(rows[:cut])
-        train.append(rows[cut:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

@@ -36,18 +36,28 @@ class Adam:
         self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
+        self.scratch = [np.empty_like(p) for p in params]
         self.t = 0
 
     def step(self, grads: list[np.ndarray]) -> None:
         self.t += 1
         # A Python float: a NumPy float64 scalar here would make the whole update float64.
         step_size = float(self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t))
-        for p, m, v, g in zip(self.params, self.m, self.v, grads):
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
-            v += (1 - self.beta2) * (g * g)
-            p -= step_size * m / (np.sqrt(v) + self.eps)
+        for p, m, v, g, s in zip(self.params, self.m, self.v, grads, self.scratch):
+            # m += (1 - beta1)(g - m) is beta1 m + (1 - beta1) g; written in place into one scratch
+            # buffer, the update allocates nothing, which matters when it runs every mini-batch.
+            np.subtract(g, m, out=s)
+            s *= 1 - self.beta1
+            m += s
+            np.square(g, out=s)
+            s -= v
+            s *= 1 - self.beta2
+            v += s
+            np.sqrt(v, out=s)
+            s += self.eps
+            np.divide(m, s, out=s)
+            s *= step_size
+            p -= s
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from digitprep.csvio import write_onehot_csv
 from digittrain.cli import main
-from digittrain.data import Scaler, smoothed_targets, stratified_split
+from digittrain.data import Scaler, smoothed_targets
 from digittrain.model import MLP
 from digittrain.modelio import load_model, save_model
 from digittrain.train import TrainConfig, accuracy, train
@@ -134,13 +134,6 @@ def test_original_weights_file_without_metadata_evaluates(tmp_path):
     assert f"accuracy = {expected:.4f}" in result.output
 
 
-def test_stratified_split_keeps_class_proportions():
-    labels = np.repeat([0, 1, 2], [50, 30, 20])
-    train_rows, test_rows = stratified_split(labels, 0.2, seed=0)
-    assert np.bincount(labels[test_rows]).tolist() == [10, 6, 4]
-    assert sorted(np.concatenate([train_rows, test_rows]).tolist()) == list(range(100))
-
-
 def test_sklearn_8x8_digits_original_split_beats_the_write_up():
     """The original experiment's split (test_size=0.2, random_state=101, standardised): mean test
     accuracy over seeds 0-4 at least 0.986 (the write-up: 0.944; MLPClassifier about 0.981-0.985)."""
@@ -167,3 +160,40 @@ def test_scalers(scale):
     expected = {"unit": [[0, 1], [1, 1]], "mnist": [[0.01, 1.0], [1.0, 1.0]], "standard": [[-1, 0], [1, 0]]}[scale]
     np.testing.assert_allclose(out, expected, atol=1e-6)
     assert out.dtype == np.float32
+
+
+def test_cosine_schedule_anneals_the_learning_rate_per_step():
+    from digittrain.losses import softmax_cross_entropy
+    from digittrain.train import SCHEDULES
+
+    cosine = SCHEDULES["cosine"]
+    assert (cosine(0.0), cosine(0.5), cosine(1.0)) == (1.0, pytest.approx(0.5), pytest.approx(0.0))
+    pixels, labels = toy_digits(n=40)
+    x, targets = pixels / np.float32(255), smoothed_targets(labels - 1, 2)
+    trained = MLP([16, 8, 2], ["tanh"], seed=1)
+    config = TrainConfig("sgd", 0.5, epochs=4, batch_size=0, lr_schedule="cosine")
+    train(trained, x, targets, config, lambda m: (0, 0))
+    by_hand = MLP([16, 8, 2], ["tanh"], seed=1)
+    for step in range(4):  # full batch: one step per epoch at lr 0.5 x (1 + cos(pi step / 4)) / 2
+        _, grad = softmax_cross_entropy(by_hand.forward(x), targets)
+        by_hand.backward(grad)
+        by_hand.flat -= np.float32(0.5 * cosine(step / 4)) * by_hand.flat_grad
+    np.testing.assert_allclose(trained.flat, by_hand.flat, rtol=1e-5, atol=1e-6)
+    constant = MLP([16, 8, 2], ["tanh"], seed=1)
+    train(constant, x, targets, TrainConfig("sgd", 0.5, epochs=4, batch_size=0), lambda m: (0, 0))
+    assert not np.allclose(constant.flat, trained.flat, atol=1e-4)
+
+
+def test_loss_target_counts_from_the_floor_label_smoothing_leaves():
+    from digittrain.train import loss_floor
+
+    assert loss_floor(smoothed_targets(np.array([0, 3, 9]), 10)) == 0.0
+    expected = -(0.91 * np.log(0.91) + 9 * 0.01 * np.log(0.01))  # 1 - s + s/k on the class, s/k elsewhere
+    assert loss_floor(smoothed_targets(np.array([0, 3, 9]), 10, 0.1)) == pytest.approx(expected)
+    pixels, labels = toy_digits(n=80)
+    x, targets = pixels / np.float32(255), smoothed_targets(labels - 1, 2, 0.2)
+    model = MLP([16, 8, 2], ["tanh"], seed=0)
+    history = train(model, x, targets, TrainConfig("adam", 0.05, epochs=30, loss_target=0.02), lambda m: (0, 0))
+    assert history.loss_floor == pytest.approx(-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)))
+    assert history.target_epoch is not None and history.loss[history.target_epoch - 1] < history.loss_floor + 0.02
+    assert all(loss >= history.loss_floor + 0.02 for loss in history.loss[: history.target_epoch - 1])

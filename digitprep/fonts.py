@@ -1,0 +1,221 @@
+"""Font files for rendered digits: where to find them, and whether a face has real digit glyphs.
+
+A face is usable only when each of '0'-'9' has its own glyph that draws ink and is not the font's
+"missing character" box. Fonts fail this in several ways, all found among matplotlib's own fonts:
+no digits in the character map at all (STIX size variants, DejaVu Sans Display), every digit
+mapped to one fallback glyph (Last Resort), or the digit code points holding other symbols (the
+TeX extension and symbol fonts cmex10 and cmsy10 put bracket pieces and operators there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
+DIGITS = "0123456789"
+MISSING_CHARACTER = "\uffff"  # a Unicode noncharacter: no font maps it, so it draws the .notdef glyph
+MASK_PIXELS = 160  # em size the glyphs are drawn at; digits come out about 115 pixels high
+MAX_HEIGHT_SPREAD = 2.0  # tallest digit / shortest digit beyond which they are not digits
+MAX_FACES = 64  # faces tried in one collection file
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# A glyph name made of letters only names some other character ("parenlefttp", "infinity");
+# names with a number in them ("uni0030", "glyph19", "cid00017") say nothing either way.
+WORD_NAME = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)*$")
+
+
+def default_font_dirs() -> list[Path]:
+    """matplotlib's bundled fonts first (present wherever digitprep is installed), then the
+    system's and the user's font folders."""
+    import matplotlib
+
+    home = Path.home()
+    return [
+        Path(matplotlib.get_data_path()) / "fonts" / "ttf",
+        Path("/usr/share/fonts"),
+        Path("/usr/local/share/fonts"),
+        home / ".fonts",
+        home / ".local" / "share" / "fonts",
+    ]
+
+
+def find_font_files(locations: list[Path]) -> list[Path]:
+    """Font files under the given folders (or the files themselves), each folder walked in sorted
+    order, in the order the locations are given; a file reached twice (links, nested folders)
+    is listed once. Missing folders are passed over."""
+    found: dict[str, Path] = {}
+    for location in locations:
+        location = Path(location)
+        if location.is_file():
+            paths = [location]
+        elif location.is_dir():
+            paths = sorted(
+                Path(folder) / name
+                for folder, _, names in os.walk(location, followlinks=True)
+                for name in names
+                if name.lower().endswith(FONT_SUFFIXES)
+            )
+        else:
+            continue
+        for path in paths:
+            found.setdefault(os.path.realpath(path), path)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class FontFace:
+    """One face of a font file (a .ttc collection holds several), with its names."""
+
+    path: str
+    index: int
+    family: str
+    style: str
+    content_id: int  # from the file's bytes and the face index: seeds this face's variations
+
+    @property
+    def label(self) -> str:
+        """How messages name the face: the file, with the face index inside a collection."""
+        return self.path if self.index == 0 else f"{self.path}#{self.index}"
+
+
+def open_font(path: str, index: int = 0, pixels: int = MASK_PIXELS) -> ImageFont.FreeTypeFont:
+    """Pillow's font at ``pixels`` per em; the basic layout engine, so results do not depend on
+    whether libraqm is installed."""
+    return ImageFont.truetype(path, pixels, index=index, layout_engine=ImageFont.Layout.BASIC)
+
+
+def list_faces(path: Path) -> tuple[list[FontFace], str | None]:
+    """The faces in a font file, or ([], reason) when the file cannot be opened as a font."""
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).digest()
+    except OSError as exc:
+        return [], f"cannot be read ({exc.strerror or exc})"
+    faces = []
+    for index in range(MAX_FACES):
+        try:
+            font = open_font(str(path), index)
+        except OSError as exc:
+            if index == 0:
+                return [], f"cannot be opened as a font ({exc})"
+            break  # past the last face of a collection
+        family, style = font.getname()
+        content_id = int.from_bytes(digest[:8], "little") ^ index
+        faces.append(FontFace(str(path), index, family or "", style or "", content_id))
+        if not str(path).lower().endswith((".ttc", ".otc")):
+            break
+    return faces, None
+
+
+def glyph_mask(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
+    """uint8 image of one character's ink (ink = 255), cropped to the ink; (0, 0) when blank."""
+    left, top, right, bottom = font.getbbox(char)
+    pad = 2
+    image = Image.new("L", (max(right - left, 1) + 2 * pad, max(bottom - top, 1) + 2 * pad), 0)
+    ImageDraw.Draw(image).text((pad - left, pad - top), char, fill=255, font=font)
+    mask = np.asarray(image)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return np.zeros((0, 0), np.uint8)
+    return np.ascontiguousarray(mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+
+
+def digit_masks(face: FontFace, pixels: int = MASK_PIXELS) -> list[np.ndarray]:
+    """The ten digits of a face as ink masks, '0' first."""
+    font = open_font(face.path, face.index, pixels)
+    return [glyph_mask(font, digit) for digit in DIGITS]
+
+
+def digit_glyph_names(face: FontFace) -> list[tuple[int, str]] | None:
+    """(glyph index, glyph name or "") the character map gives each digit, read with matplotlib's
+    FreeType wrapper; None when it cannot say (a collection face it cannot select)."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(face.path, face_index=face.index) if face.index else FT2Font(face.path)
+    except (TypeError, RuntimeError, OSError, ValueError):
+        return None  # matplotlib before 3.11 opens only the first face of a collection
+    charmap = font.get_charmap()
+    has_names = _has_glyph_names(font.face_flags)
+    result = []
+    for digit in DIGITS:
+        glyph = charmap.get(ord(digit), 0)
+        result.append((glyph, font.get_glyph_name(glyph) if glyph and has_names else ""))
+    return result
+
+
+def _has_glyph_names(flags) -> bool:
+    """FreeType's FT_FACE_FLAG_GLYPH_NAMES: an int before matplotlib 3.10, an enum.Flag since."""
+    if isinstance(flags, int):
+        return bool(flags & (1 << 9))
+    return "GLYPH_NAMES" in str(flags)
+
+
+def is_box(mask: np.ndarray, edge_share: float = 0.85) -> bool:
+    """True when a band along each of the ink's four outer edges is (almost) fully inked: a frame,
+    as fallback fonts draw for characters they lack (rounded or decorated frames included)."""
+    if mask.size == 0 or min(mask.shape) < 3:
+        return False
+    ink = mask >= 128
+    band = max(1, round(0.06 * min(ink.shape)))
+    edges = (ink[:band].any(axis=0), ink[-band:].any(axis=0), ink[:, :band].any(axis=1), ink[:, -band:].any(axis=1))
+    return min(edge.mean() for edge in edges) >= edge_share
+
+
+def cmap_problem(names: list[tuple[int, str]]) -> str | None:
+    """Why a face's character map disqualifies it, or None."""
+    missing = [digit for digit, (glyph, _) in zip(DIGITS, names) if glyph == 0]
+    if len(missing) == len(DIGITS):
+        return "no digits in its character map"
+    if missing:
+        return f"no glyph for {', '.join(missing)}"
+    if len({glyph for glyph, _ in names}) == 1:
+        return f"every digit maps to the same glyph {names[0][1] or names[0][0]!r} (a fallback font)"
+    for digit, (_, name) in zip(DIGITS, names):
+        if name and WORD_NAME.match(name) and not name.lower().startswith(DIGIT_NAMES):
+            return f"digit {digit} maps to glyph {name!r}, not a digit (a symbol font)"
+    return None
+
+
+def render_problem(masks: list[np.ndarray], missing: np.ndarray) -> str | None:
+    """Why a face's rendered digits disqualify it, or None: no ink, the missing-character glyph,
+    two digits alike, every digit a box, or heights no set of digits has."""
+    for digit, mask in zip(DIGITS, masks):
+        if mask.size == 0 or not mask.any():
+            return f"digit {digit} draws no ink"
+        if mask.shape == missing.shape and np.array_equal(mask, missing):
+            return f"digit {digit} draws the missing-character glyph"
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            if masks[i].shape == masks[j].shape and np.array_equal(masks[i], masks[j]):
+                return f"digits {DIGITS[i]} and {DIGITS[j]} draw the same glyph"
+    if all(is_box(mask) for mask in masks):
+        return "every digit is drawn as a box (a fallback font)"
+    heights = [mask.shape[0] for mask in masks]
+    if max(heights) > MAX_HEIGHT_SPREAD * min(heights):
+        # Lining digits share one height and old-style ones differ by about 1.5x; the symbols a
+        # symbol font keeps at '0'-'9' (bracket pieces, primes, arrows) differ far more.
+        return f"digit heights differ {max(heights) / min(heights):.1f}-fold (symbols, not digits)"
+    return None
+
+
+def usable_problem(face: FontFace) -> str | None:
+    """None when ``face`` has ten real, distinct digit glyphs; otherwise the reason it has not."""
+    names = digit_glyph_names(face)
+    if names is not None:
+        problem = cmap_problem(names)
+        if problem:
+            return problem
+    try:
+        font = open_font(face.path, face.index)
+        masks = [glyph_mask(font, digit) for digit in DIGITS]
+        missing = glyph_mask(font, MISSING_CHARACTER)
+    except (OSError, ValueError) as exc:
+        return f"cannot render ({exc})"
+    return render_problem(masks, missing)

@@ -1,0 +1,113 @@
+"""`digitprep mix`: one-hot data sets of the same image size and classes -> one data set.
+
+Every row keeps where it came from in the manifest's ``origin`` column (the input manifest's
+origin, or the input file's stem when it has none), so accuracy can be reported per origin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from digitprep.classes import format_classes
+from digitprep.dataset import StoredDataset, read_dataset, write_dataset
+
+
+def _size_text(n_pixels: int) -> str:
+    side = round(n_pixels**0.5)
+    return f"{n_pixels} pixels per row ({side}x{side})" if side * side == n_pixels else f"{n_pixels} pixels per row"
+
+
+def check_compatible(datasets: list[StoredDataset], paths: list[Path]) -> None:
+    """ValueError naming the first input whose image size or class set differs from the first's."""
+    first, first_path = datasets[0], paths[0]
+    for dataset, path in zip(datasets[1:], paths[1:]):
+        if dataset.pixels.shape[1] != first.pixels.shape[1]:
+            raise ValueError(
+                f"{path}: {_size_text(dataset.pixels.shape[1])}, but {first_path} has "
+                f"{_size_text(first.pixels.shape[1])}; mix needs one image size"
+            )
+        if dataset.classes != first.classes:
+            raise ValueError(
+                f"{path}: classes {format_classes(dataset.classes)}, but {first_path} has "
+                f"{format_classes(first.classes)}; mix needs one class set"
+            )
+
+
+def with_origin(dataset: StoredDataset, fallback: str) -> tuple[list[str], list[list[str]]]:
+    """The manifest with an ``origin`` column filled in: rows without one get ``fallback``."""
+    header = list(dataset.manifest_header)
+    rows = [list(row) for row in dataset.manifest_rows]
+    if "origin" not in header:
+        header.append("origin")
+        for row in rows:
+            row.append("")
+    column = header.index("origin")
+    for row in rows:
+        row[column] = row[column] or fallback
+    return header, rows
+
+
+def mix_datasets(datasets: list[StoredDataset], names: list[str]) -> StoredDataset:
+    """Concatenate data sets (already checked compatible); ``names`` are the fallback origins.
+    The manifest header is every input's columns in order of first appearance; a column an
+    input lacks is left empty in its rows."""
+    manifests = [with_origin(dataset, name) for dataset, name in zip(datasets, names)]
+    header = list(dict.fromkeys(column for columns, _ in manifests for column in columns))
+    rows = []
+    for columns, input_rows in manifests:
+        position = [columns.index(c) if c in columns else None for c in header]
+        rows.extend([row[p] if p is not None else "" for p in position] for row in input_rows)
+    return StoredDataset(
+        np.concatenate([d.pixels for d in datasets]),
+        np.concatenate([d.labels for d in datasets]),
+        datasets[0].classes,
+        header,
+        rows,
+    )
+
+
+NO_TAG = "none"  # how a person names "rows without a tag" in --tag
+
+
+def rows_with_tags(dataset: StoredDataset, tags: tuple[str, ...]) -> StoredDataset:
+    """The rows whose manifest ``tag`` is one of ``tags`` (``none``: rows without a tag). Used to
+    gather the original project's per-drawing-size sets (tag 8, tag 20) from a mixed source."""
+    try:
+        row_tags = dataset.column("tag")
+    except KeyError:
+        row_tags = [""] * len(dataset.labels)
+    wanted = {"" if tag == NO_TAG else tag for tag in tags}
+    return dataset.subset(np.flatnonzero([tag in wanted for tag in row_tags]))
+
+
+def mixed_record(records: list[dict], paths: list[Path]) -> dict:
+    """The build record of a mix: every setting the inputs agree on, and each input's own record.
+    A setting they disagree on (deskew, centre...) is left out rather than guessed."""
+    shared = dict(records[0])
+    for record in records[1:]:
+        shared = {key: value for key, value in shared.items() if record.get(key) == value}
+    shared.pop("rows", None)
+    shared["mix"] = [{"from": Path(path).name, **record} for path, record in zip(paths, records)]
+    return shared
+
+
+def mix_files(paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0, tags: tuple[str, ...] = ()) -> int:
+    """Mix data sets on disk into ``out`` (with manifest and build record); returns the row count.
+    With ``tags``, only rows of those tags are kept. DatasetFormatError / ValueError name the
+    offending file."""
+    paths = [Path(p) for p in paths]
+    if Path(out).resolve() in {p.resolve() for p in paths}:
+        raise ValueError(f"{out}: the output must not be one of the inputs")
+    datasets = [read_dataset(path) for path in paths]
+    check_compatible(datasets, paths)
+    mixed = mix_datasets(datasets, [path.stem for path in paths])
+    if tags:
+        mixed = rows_with_tags(mixed, tags)
+    if shuffle:
+        mixed = mixed.subset(np.random.default_rng(seed).permutation(len(mixed.labels)))
+    record = mixed_record([d.record for d in datasets], paths)
+    record = {**record, "shuffle": shuffle, "seed": seed if shuffle else None, "tags": list(tags) or None}
+    write_dataset(out, mixed, record)
+    return len(mixed.labels)
