@@ -16,7 +16,7 @@ import numpy as np
 from digitprep.build import MANIFEST_HEADER, BuildConfig, ChunkResult, rows_only
 from digitprep.csvio import encode_onehot_rows
 from digitprep.decode import UnusableImage, decode_grey
-from digitprep.normalize import normalize_stack
+from digitprep.normalize import ImageTooLarge, normalize_stack
 from digitprep.pngbatch import decode_simple_pngs
 from digitprep.sources import Candidate
 
@@ -100,7 +100,12 @@ def rows_from_images(outcomes: list[tuple | str], displays: list[str], config: B
             groups.setdefault(outcome[0].shape, []).append(position)
     pixels = [np.empty((len(outcomes), size * size), np.uint8) for size in config.sizes]
     for positions in groups.values():
-        stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
+        try:
+            stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
+        except ImageTooLarge as exc:  # every image of the group has that shape: each gets the reason
+            for position in positions:
+                reasons[position] = str(exc)
+            continue
         members = np.asarray(positions)
         for matrix, stack in zip(pixels, stacks):
             matrix[members[~blank]] = stack.reshape(len(stack), matrix.shape[1])

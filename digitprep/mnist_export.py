@@ -24,9 +24,7 @@ from digitprep.chunkwork import rows_from_images
 from digitprep.mnist import MnistSet, load_mnist, read_mnist_sets
 from digitprep.pngtree import replace_png_tree
 
-# Images per worker task. deskew remaps a whole chunk as one image of chunk x 28 rows, and OpenCV
-# refuses images of 32767 rows or more.
-CHUNK_IMAGES = 1024
+CHUNK_IMAGES = 1024  # images per worker task
 
 
 @dataclass(frozen=True)

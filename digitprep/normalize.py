@@ -22,10 +22,15 @@ SPECK_FRACTION = 0.05  # ink blobs smaller than this share of the largest are no
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
 PAPER_NOISE_SPREADS = 4.5  # paper grain up to this many robust deviations above its level is not ink
 INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
+REMAP_LIMIT = 32767  # cv2.remap takes images of fewer rows and columns than SHRT_MAX
 
 
 class BlankImage(ValueError):
     """No ink could be told apart from the paper."""
+
+
+class ImageTooLarge(ValueError):
+    """An image larger than an OpenCV step takes (the reason is the file's error row)."""
 
 
 def border_pixels(stack: np.ndarray) -> np.ndarray:
@@ -161,17 +166,38 @@ def deskew(stack: np.ndarray, expand: bool = True) -> np.ndarray:
     ys = np.arange(height, dtype=np.float32)[None, :, None]
     shear = (skew[:, None, None] * (ys - cy[:, None, None])).astype(np.float32)
     source_x = np.arange(out_width, dtype=np.float32)[None, None, :] - pad + shear
-    # One remap over the images stacked one under another: each output row reads only its own
-    # source row (integer map_y), so no image bleeds into the next; outside the image reads 0.
+    # As many images per remap as cv2.remap takes rows (a single image alone, whatever its height):
+    # a chunk of 256 images 128 px tall is already too tall to go in one.
+    per_remap = max(1, (REMAP_LIMIT - 1) // height)
+    if n <= per_remap:
+        return _shear_rows(stack, source_x)
+    sheared = np.empty((n, height, out_width), np.float32)
+    for start in range(0, n, per_remap):
+        part = slice(start, start + per_remap)
+        sheared[part] = _shear_rows(stack[part], source_x[part])
+    return sheared
+
+
+def _shear_rows(stack: np.ndarray, source_x: np.ndarray) -> np.ndarray:
+    """One remap over the images stacked one under another: each output row reads only its own
+    source row (integer map_y), so no image bleeds into the next; outside the image reads 0."""
+    n, height, width = stack.shape
+    out_width = source_x.shape[2]
     source_y = np.broadcast_to(np.arange(n * height, dtype=np.float32).reshape(n, height, 1), source_x.shape)
-    sheared = cv2.remap(
-        np.ascontiguousarray(stack, np.float32).reshape(n * height, width),
-        source_x.reshape(n * height, out_width),
-        np.ascontiguousarray(source_y).reshape(n * height, out_width),
-        interpolation=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0,
-    )
+    try:
+        sheared = cv2.remap(
+            np.ascontiguousarray(stack, np.float32).reshape(n * height, width),
+            source_x.reshape(n * height, out_width),
+            np.ascontiguousarray(source_y).reshape(n * height, out_width),
+            interpolation=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    except cv2.error as exc:  # deskew sends images together only while their rows fit: it is the image
+        raise ImageTooLarge(
+            f"too large to deskew: {width}x{height} px ({out_width} px wide sheared; "
+            f"OpenCV remaps images under {REMAP_LIMIT} px a side)"
+        ) from exc
     return sheared.reshape(n, height, out_width)
 
 

@@ -2,6 +2,7 @@
 
 import os
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ import digitprep.build as build_module
 from digitprep.build import BuildConfig, build_dataset
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
+from digitprep.normalize import NormalizeOptions, normalize
 
 
 def run(*args):
@@ -161,6 +163,38 @@ def test_interrupted_build_leaves_previous_csv_untouched(in_tmp, monkeypatch):
         build_dataset([src], in_tmp / "keep.csv", BuildConfig((8,), tuple(range(10))), jobs=1)
     assert {p.name: p.read_bytes() for p in in_tmp.glob("keep*")} == before
     assert not list(in_tmp.glob(".keep*"))  # no temporary files left behind
+
+
+def test_deskew_of_many_tall_images_of_one_size_gives_each_image_its_own_rows(in_tmp):
+    # 260 images 130 px tall: more rows than cv2.remap takes at once (it used to crash the build).
+    rows = np.arange(10, 120)
+    for i in range(260):
+        image = np.full((130, 40), 255, np.uint8)
+        for dx in range(4):
+            image[rows, 16 + i % 5 + ((0.1 + 0.05 * (i % 3)) * (rows - 65)).astype(int) + dx] = 0
+        write_image(in_tmp / "src" / str(i % 10) / f"{i:03}.png", image)
+    result = run("src", "--size", 20, "--deskew", "--center", "--labels", "folder", "--jobs", 1, "--out", "t.csv")
+    assert result.exit_code == 0, result.output
+    pixels, labels, _ = read_onehot_csv(in_tmp / "t.csv")
+    assert len(labels) == 260
+    paths = [line.split(",")[0] for line in (in_tmp / "t.manifest.csv").read_text().splitlines()[1:]]
+    options = NormalizeOptions(deskew=True, center=True)
+    for path, row in zip(paths, pixels):
+        grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(row, normalize(grey, (20,), options)[0].ravel()), path
+
+
+def test_an_image_too_tall_to_deskew_is_an_error_row(in_tmp):
+    good_folder(in_tmp / "src")
+    tall = np.zeros((33000, 8), np.uint8)
+    tall[100:32000, 2:5] = 255
+    tall[20000:32000, 5:7] = 255
+    write_image(in_tmp / "src" / "4" / "tall.png", tall)
+    result = run("src", "--size", 20, "--deskew", "--center", "--out", "t.csv")
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 rows" in result.stderr and "Traceback" not in result.output
+    errors = (in_tmp / "t.errors.csv").read_text().splitlines()
+    assert errors[1].startswith("src/4/tall.png,too large to deskew: 8x33000 px (")
 
 
 def test_bad_options_are_one_line_errors(in_tmp):

@@ -6,7 +6,9 @@ import pytest
 from conftest import drawn_digit
 
 from digitprep.normalize import (
+    REMAP_LIMIT,
     BlankImage,
+    ImageTooLarge,
     NormalizeOptions,
     crop_to_ink,
     deskew,
@@ -141,6 +143,40 @@ def test_deskew_without_expand_keeps_the_canvas():
     straight = deskew(bar[None], expand=False)[0]
     assert straight.shape == bar.shape
     assert abs(skew_of(straight)) < 0.02
+
+
+def slanted_bars(n, height=130, width=40, slopes=(0.2,)):
+    """(n, height, width) uint8: a bar 4 px wide through the middle of each image, each at its own
+    offset, with the given slopes (x per y) in turn."""
+    stack = np.zeros((n, height, width), np.uint8)
+    ys = np.arange(10, height - 10)
+    for i in range(n):
+        xs = width // 2 - 4 + i % 5 + (slopes[i % len(slopes)] * (ys - height / 2)).astype(int)
+        for dx in range(4):
+            stack[i, ys, xs + dx] = 255
+    return stack
+
+
+def test_a_stack_too_tall_for_one_remap_is_deskewed_as_each_image_alone():
+    bars = slanted_bars(260)  # 260 x 130 rows: more than cv2.remap takes in one image
+    assert len(bars) * bars.shape[1] >= REMAP_LIMIT
+    upright = deskew(bars)  # one slope, so one canvas width: each image's result stands alone
+    for image, result in zip(bars, upright):
+        assert np.array_equal(result, deskew(image[None])[0])
+        assert abs(skew_of(result)) < 0.02
+    varied = slanted_bars(260, slopes=(0.1, 0.2, -0.15))
+    kept = deskew(varied, expand=False)
+    for image, result in zip(varied, kept):
+        assert np.array_equal(result, deskew(image[None], expand=False)[0])
+        assert abs(skew_of(result)) < 0.02
+    stacks, blank = normalize_stack(varied, (20,), NormalizeOptions(deskew=True, center=True))
+    assert not blank.any() and len(stacks[0]) == 260
+
+
+def test_an_image_taller_than_opencv_remaps_is_refused_by_deskew():
+    bar = slanted_bars(1, height=REMAP_LIMIT + 10, width=16, slopes=(0.0001,))
+    with pytest.raises(ImageTooLarge, match="too large to deskew"):
+        deskew(bar)
 
 
 def test_upright_image_is_left_alone_by_deskew():
