@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
@@ -96,6 +97,18 @@ class Progress:
         self.stack.close()
 
 
+@contextlib.contextmanager
+def worker_deaths():
+    """A worker process that dies (killed, out of memory, a crash in native code) takes the pool
+    with it: one line instead of the executor's traceback. Only a run in this process can tell
+    which file did it."""
+    try:
+        yield
+    except BrokenProcessPool as exc:
+        reason = str(exc).rstrip(".")
+        raise click.ClickException(f"a worker process died ({reason}); rerun with --jobs 1 to see which file") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Turn folders of labelled digit images into clean one-hot CSV training data."""
@@ -143,7 +156,7 @@ def build(
     sizes = tuple(dict.fromkeys(sizes))
     config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
 
-    with Progress(quiet, "decoding") as progress:
+    with Progress(quiet, "decoding") as progress, worker_deaths():
         try:
             summary = build_dataset(
                 list(sources),
@@ -267,7 +280,7 @@ def augment(
         if not quiet:
             click.echo(f"skipped {path}: {reason}", err=True)
 
-    with Progress(quiet, "augmenting") as progress:
+    with Progress(quiet, "augmenting") as progress, worker_deaths():
         try:
             if out is not None:
                 summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
@@ -507,7 +520,7 @@ def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origi
     classes = _parse_classes(classes_spec)
     config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, NormalizeOptions(deskew, center, box))
 
-    with Progress(quiet, "normalising") as progress:
+    with Progress(quiet, "normalising") as progress, worker_deaths():
         try:
             summary = export_csv(
                 list(sources), out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance

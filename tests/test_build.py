@@ -197,6 +197,27 @@ def test_an_image_too_tall_to_deskew_is_an_error_row(in_tmp):
     assert errors[1].startswith("src/4/tall.png,too large to deskew: 8x33000 px (")
 
 
+def test_a_worker_that_dies_is_a_one_line_error(in_tmp, monkeypatch):
+    import multiprocessing
+
+    import digitprep.chunkwork
+
+    good_folder(in_tmp / "src")
+    # Workers forked from this process see these patches: each dies at its first chunk. (The usual
+    # forkserver workers import the modules afresh and would not.)
+    monkeypatch.setattr(build_module, "_worker_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(build_module, "start_worker_server", lambda: None)
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 1)
+    monkeypatch.setattr(digitprep.chunkwork, "init_worker", lambda config: None)
+    monkeypatch.setattr(digitprep.chunkwork, "work", lambda candidates: os._exit(70))
+    result = run("src", "--size", 8, "--jobs", 2, "--out", "w.csv")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: a worker process died (")
+    assert result.output.rstrip().endswith("; rerun with --jobs 1 to see which file")
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]  # nothing written, no temporary files
+
+
 def test_bad_options_are_one_line_errors(in_tmp):
     good_folder(in_tmp / "src")
     result = run("src", "--classes", "9-1", "--out", "x.csv")
