@@ -243,14 +243,9 @@ def write_csv(path: Path, scores: list[Score]) -> None:
 
 def plot_chart(path: Path, scores: list[Score]) -> None:
     """compare.png: grouped bars, one group per test subset, one bar per trained model."""
-    import io
+    from digittrain.plots import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from digitprep.csvio import write_atomic
+    plt = pyplot()
 
     columns = subset_order(scores)
     models = model_rows(scores)
@@ -273,7 +268,4 @@ def plot_chart(path: Path, scores: list[Score]) -> None:
     # Below the bars, not over them: there can be a dozen models.
     axes.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")  # keeps the legend below the axes
-    plt.close(figure)
-    write_atomic(Path(path), buffer.getvalue())
+    save_figure(figure, path, tight=True)  # keeps the legend below the axes

@@ -1,4 +1,5 @@
-"""Pictures a person would rather look at than numbers: the confusion matrix."""
+"""Pictures a person would rather look at than numbers: the confusion matrix; and the two pieces
+every plot here shares, pyplot on a file-only backend and an atomic PNG write."""
 
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ import numpy as np
 from digitprep.csvio import write_atomic
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no screen needed). Imported on first use: it costs
+    about 0.3 s, and only the commands that draw need it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, path: Path, tight: bool = False) -> None:
+    """Write ``figure`` as a PNG atomically and free it; ``tight`` crops to what is drawn (keeps a
+    legend placed outside the axes)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, **({"bbox_inches": "tight"} if tight else {}))
+    pyplot().close(figure)
+    write_atomic(Path(path), buffer.getvalue())
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """counts[i, j] = rows of class i predicted as j."""
     counts = np.zeros((n_classes, n_classes), np.int64)
@@ -19,11 +40,7 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -
 
 def plot_confusion(path: Path, truth: np.ndarray, predicted: np.ndarray, classes) -> None:
     """Confusion matrix PNG with counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     counts = confusion_matrix(truth, predicted, len(classes))
     figure, axes = plt.subplots(figsize=(1 + 0.6 * len(classes), 0.8 + 0.6 * len(classes)))
     axes.imshow(counts, cmap="Blues")
@@ -47,7 +64,4 @@ def plot_confusion(path: Path, truth: np.ndarray, predicted: np.ndarray, classes
             color="white" if value > counts.max() / 2 else "black",
         )
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    write_atomic(Path(path), buffer.getvalue())
+    save_figure(figure, path)

@@ -45,14 +45,9 @@ def mse(predicted: np.ndarray, truth: np.ndarray) -> float:
 
 def plot_regression(path: Path, x, y, x_val, y_val, predict, history, title: str) -> None:
     """Data with the fitted curve, and train/validation MSE per epoch, as one PNG."""
-    import io
+    from digittrain.plots import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from digitprep.csvio import write_atomic
+    plt = pyplot()
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.scatter(x, y, s=6, alpha=0.5, label="train")
@@ -68,7 +63,4 @@ def plot_regression(path: Path, x, y, x_val, y_val, predict, history, title: str
     right.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    write_atomic(Path(path), buffer.getvalue())
+    save_figure(figure, path)

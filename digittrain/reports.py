@@ -28,10 +28,9 @@ def append_result(path: Path, row: dict) -> None:
 
 def plot_learning_curves(path: Path, history: History, title: str, metric: str = "accuracy") -> None:
     """Training loss and train/test metric per epoch, side by side, as a PNG."""
-    import matplotlib
+    from digittrain.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = range(1, len(history.loss) + 1)
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -43,7 +42,4 @@ def plot_learning_curves(path: Path, history: History, title: str, metric: str =
     right.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    write_atomic(Path(path), buffer.getvalue())
+    save_figure(figure, path)
