@@ -48,11 +48,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import shutil
 import statistics
 import sys
-import tarfile
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -61,6 +58,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from prep import CACHE, TARBALL, ensure_extracted  # bench/prep.py: the script's folder is on sys.path
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
@@ -68,11 +66,7 @@ from digittrain.data import Scaler, smoothed_targets
 from digittrain.model import MLP
 from digittrain.train import History, TrainConfig, train
 
-REPO = Path(__file__).resolve().parents[1]
-TARBALL = REPO.parent / "shared" / "data" / "mnist" / "mnist_png.tar.gz"
-CACHE = REPO / "data" / "cache"
 TRAINING = CACHE / "training"
-SPLITS = ("training", "testing")
 SIDE = 28
 N_CLASSES = 10
 HIDDEN = (256, 256)
@@ -116,24 +110,6 @@ def parse_args() -> argparse.Namespace:
     if args.rows is not None and args.rows < 1:
         parser.error("--rows must be at least 1")
     return args
-
-
-def ensure_extracted(tarball: Path, cache: Path) -> None:
-    """Extract the MNIST PNGs into cache/training and cache/testing, leaving any split already there.
-
-    Extraction goes to a scratch folder first, so an interrupted run leaves no half-filled split.
-    """
-    print(f"extracting {tarball} into {cache} (once) ...", flush=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=cache))
-    try:
-        with tarfile.open(tarball) as archive:
-            archive.extractall(scratch, filter="data")
-        for split in SPLITS:
-            if (scratch / split).is_dir() and not (cache / split).is_dir():
-                (scratch / split).rename(cache / split)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def load_training(folder: Path, rows: int | None) -> tuple[np.ndarray, np.ndarray]:
