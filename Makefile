@@ -105,18 +105,26 @@ $(1)/parts/$(2)_$(3).split: $(1)/parts/$(2).built $(1)/parts/split.opts | $(STAM
 	touch $$@
 endef
 
-# $(1) variant folder, $(2) set name (a size, or "mixed"), $(3) its image size, $(4) row filter
-define SETS
-$(1)/parts/train_$(2).csv: $(call part_stamps,$(1),$(3)) | $(STAMP)
-	$(BIN)/digitprep mix $(call train_parts,$(1),$(3)) $(4) --out $$@
+# $(1) variant folder, $(2) set name (a size, "all_SIZE" or "mixed"), $(3) its image size, $(4) row filter
+define TEST_SET
 $(1)/test_$(2).csv: $(call part_stamps,$(1),$(3)) | $(STAMP)
 	$(BIN)/digitprep mix $(call test_parts,$(1),$(3)) $(4) --out $$@
-$(1)/train_$(2).csv: $(1)/parts/train_$(2).csv $(1)/parts/augment.opts | $(STAMP)
-	$(BIN)/digitprep $(AUGMENT_STEP) $$< --out $$@
 endef
 
-# The training side only, after the split: augmented copies, or (AUGMENT=0) the rows as they are.
-AUGMENT_STEP = $(if $(filter-out 0,$(AUGMENT)),augment --copies $(AUGMENT) --seed $(SEED) --jobs $(JOBS) $(AUGMENT_FLAGS),mix)
+# The training side, written by the mix itself (AUGMENT=0) ...
+define TRAIN_SET
+$(1)/train_$(2).csv: $(call part_stamps,$(1),$(3)) $(1)/parts/augment.opts | $(STAMP)
+	$(BIN)/digitprep mix $(call train_parts,$(1),$(3)) $(4) --out $$@
+endef
+
+# ... or mixed into parts/ and augmented from there: after the split, so only training rows get copies.
+define AUGMENTED_TRAIN_SET
+$(1)/parts/train_$(2).csv: $(call part_stamps,$(1),$(3)) | $(STAMP)
+	$(BIN)/digitprep mix $(call train_parts,$(1),$(3)) $(4) --out $$@
+$(1)/train_$(2).csv: $(1)/parts/train_$(2).csv $(1)/parts/augment.opts | $(STAMP)
+	$(BIN)/digitprep augment --copies $(AUGMENT) --seed $(SEED) --jobs $(JOBS) $(AUGMENT_FLAGS) $$< --out $$@
+endef
+TRAINING_RULES := $(if $(filter-out 0,$(AUGMENT)),AUGMENTED_TRAIN_SET,TRAIN_SET)
 
 # $(1) variant folder
 define VARIANT
@@ -125,11 +133,12 @@ $(call remember,$(1)/parts/split.opts,test=$(TEST_SHARE) seed=$(SEED))
 $(call remember,$(1)/parts/augment.opts,copies=$(AUGMENT) seed=$(SEED) $(AUGMENT_FLAGS))
 $(foreach o,$(ORIGINS),$(eval $(call BUILD_ORIGIN,$(1),$(o))))
 $(if $(filter 1,$(MNIST)),,$(foreach o,$(ORIGINS),$(foreach s,$(BUILD_SIZES),$(eval $(call SPLIT_ORIGIN,$(1),$(o),$(s))))))
-$(foreach s,$(SIZES),$(eval $(call SETS,$(1),$(s),$(s),$(call tag_filter,$(s))))$(eval $(call SETS,$(1),all_$(s),$(s),)))
-$(eval $(call SETS,$(1),mixed,$(MIXED_SIZE),))
+$(foreach s,$(SIZES),$(eval $(call TEST_SET,$(1),$(s),$(s),$(call tag_filter,$(s))))$(eval $(call TEST_SET,$(1),all_$(s),$(s),)))
+$(foreach s,$(SIZES),$(eval $(call $(TRAINING_RULES),$(1),$(s),$(s),$(call tag_filter,$(s)))))
+$(eval $(call TEST_SET,$(1),mixed,$(MIXED_SIZE),))
+$(eval $(call $(TRAINING_RULES),$(1),mixed,$(MIXED_SIZE),))
 endef
 
-# Only the test side of test_all_SIZE is used; its training twin is not a target of the pipeline.
 # MNIST has one origin and no drawing sizes: its mixed set would be train_MIXED_SIZE again.
 MIXED := $(if $(filter 1,$(MNIST)),,mixed)
 dataset_files = $(foreach s,$(SIZES),$(1)/train_$(s).csv $(1)/test_$(s).csv $(1)/test_all_$(s).csv) \

@@ -119,7 +119,8 @@ def baseline_classifier(options: TrainingOptions):
 def evaluate_set(training: TrainingSet, options: TrainingOptions, baseline: bool, log=lambda line: None) -> list[Score]:
     """Train on one set (the project's MLP, and the baseline when asked); score every subset."""
     train_data = read_dataset(training.train)
-    test_data, evaluation = read_dataset(training.test), read_dataset(training.evaluation)
+    test_data = read_dataset(training.test)
+    evaluation = test_data if training.evaluation == training.test else read_dataset(training.evaluation)
     for path, other in ((training.test, test_data), (training.evaluation, evaluation)):
         if other.pixels.shape[1] != train_data.pixels.shape[1]:
             raise ValueError(
