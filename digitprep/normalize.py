@@ -154,51 +154,78 @@ def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return cx, cy, np.clip(skew, -MAX_SKEW, MAX_SKEW)
 
 
-def deskew(stack: np.ndarray, expand: bool = True) -> np.ndarray:
-    """Shear each image upright about its centre of mass: x_out = x - skew * (y - cy), linear
-    interpolation. With ``expand`` the canvas widens so no ink is sheared off."""
+def deskew(stack: np.ndarray) -> np.ndarray:
+    """Shear each image upright about its centre of mass on its own canvas (ink sheared past the
+    edge is lost): x_out = x - skew * (y - cy), linear interpolation. For the whole-image resize."""
     n, height, width = stack.shape
     _, cy, skew = centres_and_skews(stack)
     if not skew.any():
         return stack
-    pad = int(np.ceil(np.abs(skew).max() * height / 2)) + 1 if expand else 0
-    out_width = width + 2 * pad
-    ys = np.arange(height, dtype=np.float32)[None, :, None]
-    shear = (skew[:, None, None] * (ys - cy[:, None, None])).astype(np.float32)
-    source_x = np.arange(out_width, dtype=np.float32)[None, None, :] - pad + shear
-    # As many images per remap as cv2.remap takes rows (a single image alone, whatever its height):
-    # a chunk of 256 images 128 px tall is already too tall to go in one.
+    ys = np.arange(height, dtype=np.float64)[None, :]
+    source_x = np.arange(width, dtype=np.float32) + (skew[:, None] * (ys - cy[:, None])).astype(np.float32)[..., None]
+    return _remap_stack(stack, source_x, np.broadcast_to(np.arange(height), (n, height)))
+
+
+def deskew_ink(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Each image's ink box (ink outside it already zeroed, ``keep_inside``) cut out and sheared
+    upright about its centre of mass, x_out = x - skew * (y - cy), with linear interpolation.
+
+    Only the box is sheared, onto a canvas as tall as the tallest box and as wide as the widest
+    sheared box plus a pixel of interpolation fringe each side: for MNIST a third of the pixels
+    of shearing the whole image onto a canvas widened for the worst slant. Each image starts at
+    a whole pixel of its own, so its sheared values do not depend on the other images."""
+    _, cy, skew = centres_and_skews(stack)
+    x0, y0, w, h = boxes.T
+    rows = int(h.max())
+    # Source row y moves left by s(y) = skew * (y - cy); s is linear in y, so its extremes over
+    # the box are at the first and last rows.
+    s_first, s_last = skew * (y0 - cy), skew * (y0 + h - 1 - cy)
+    left = np.floor(x0 - np.maximum(s_first, s_last)).astype(np.int64) - 1
+    right = np.ceil(x0 + w - np.minimum(s_first, s_last)).astype(np.int64) + 1
+    columns = int((right - left).max())
+    r = np.arange(rows)[None, :]
+    shear = skew[:, None] * (y0[:, None] + r - cy[:, None])  # (n, rows) s(y) of each canvas row
+    source_x = np.arange(columns, dtype=np.float32) + (left[:, None] + shear).astype(np.float32)[..., None]
+    # Rows past an image's box read nothing (0), not the rows under it.
+    return _remap_stack(stack, source_x, np.where(r < h[:, None], y0[:, None] + r, -1))
+
+
+def _remap_stack(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarray) -> np.ndarray:
+    """(n, rows, columns) float32: row r of image i sampled along its source row source_rows[i, r]
+    (-1: none, all 0) at columns source_x[i, r], linear interpolation, 0 outside the image.
+
+    Images go through cv2.remap stacked one under another, as many at a time as it takes rows (a
+    single image alone, whatever its height): 256 images 128 px tall are already too many."""
+    n, height = stack.shape[:2]
+    sheared = np.empty(source_x.shape, np.float32)
     per_remap = max(1, (REMAP_LIMIT - 1) // height)
-    if n <= per_remap:
-        return _shear_rows(stack, source_x)
-    sheared = np.empty((n, height, out_width), np.float32)
     for start in range(0, n, per_remap):
         part = slice(start, start + per_remap)
-        sheared[part] = _shear_rows(stack[part], source_x[part])
+        sheared[part] = _remap_rows(stack[part], source_x[part], source_rows[part])
     return sheared
 
 
-def _shear_rows(stack: np.ndarray, source_x: np.ndarray) -> np.ndarray:
-    """One remap over the images stacked one under another: each output row reads only its own
-    source row (integer map_y), so no image bleeds into the next; outside the image reads 0."""
+def _remap_rows(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarray) -> np.ndarray:
+    """One remap of images stacked one under another. Each output row reads one whole source row
+    (an integer map_y), so no image bleeds into the next."""
     n, height, width = stack.shape
-    out_width = source_x.shape[2]
-    source_y = np.broadcast_to(np.arange(n * height, dtype=np.float32).reshape(n, height, 1), source_x.shape)
+    _, rows, columns = source_x.shape
+    tall_rows = np.where(source_rows >= 0, source_rows + np.arange(n)[:, None] * height, -2)
+    tall_y = np.broadcast_to(tall_rows.astype(np.float32)[..., None], source_x.shape)
     try:
         sheared = cv2.remap(
             np.ascontiguousarray(stack, np.float32).reshape(n * height, width),
-            source_x.reshape(n * height, out_width),
-            np.ascontiguousarray(source_y).reshape(n * height, out_width),
+            np.ascontiguousarray(source_x).reshape(n * rows, columns),
+            np.ascontiguousarray(tall_y).reshape(n * rows, columns),
             interpolation=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0,
         )
-    except cv2.error as exc:  # deskew sends images together only while their rows fit: it is the image
+    except cv2.error as exc:  # images go together only while their rows fit: it is the image
         raise ImageTooLarge(
-            f"too large to deskew: {width}x{height} px ({out_width} px wide sheared; "
-            f"OpenCV remaps images under {REMAP_LIMIT} px a side)"
+            f"too large to deskew: {width}x{height} px (OpenCV remaps images under {REMAP_LIMIT} px a side)"
         ) from exc
-    return sheared.reshape(n, height, out_width)
+    return sheared.reshape(n, rows, columns)
 
 
 def axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
@@ -281,11 +308,11 @@ def normalize_stack(
         boxes = ink_boxes(ink)
         ink = keep_inside(ink, boxes)
         if options.deskew:
-            ink = deskew(ink, expand=True)
+            ink = deskew_ink(ink, boxes)
             boxes = bounding_boxes(ink)  # specks are gone already: a plain bounding box will do
         return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
     if options.deskew:
-        ink = deskew(ink, expand=False)
+        ink = deskew(ink)
     n, height, width = ink.shape
     whole = np.tile(np.array([0, 0, width, height], np.int64), (n, 1))
     return [resample(ink, whole, np.full(n, size), np.full(n, size), size) for size in sizes], blank

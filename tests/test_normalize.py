@@ -12,8 +12,10 @@ from digitprep.normalize import (
     NormalizeOptions,
     crop_to_ink,
     deskew,
+    deskew_ink,
     fit_and_center,
     ink_bbox,
+    ink_boxes,
     ink_high,
     normalize,
     normalize_stack,
@@ -129,7 +131,8 @@ def slanted_bar(slope=0.5, height=60, width=6):
 def test_slanted_bar_comes_out_upright_after_deskew():
     bar = slanted_bar()
     assert skew_of(bar) == pytest.approx(-0.5, abs=0.02) or skew_of(bar) == pytest.approx(0.5, abs=0.02)
-    upright = crop_to_ink(deskew(crop_to_ink(bar)[None])[0])
+    stack = bar[None].astype(np.float32)
+    upright = crop_to_ink(deskew_ink(stack, ink_boxes(stack))[0])
     assert abs(skew_of(upright)) < 0.02
     assert upright.shape[1] <= 8  # 6 wide plus interpolation fringe; slanted it spans 36
     assert abs(upright.shape[0] - 60) <= 1
@@ -138,9 +141,9 @@ def test_slanted_bar_comes_out_upright_after_deskew():
     assert cols.max() - cols.min() <= 4  # a vertical stroke, not a diagonal
 
 
-def test_deskew_without_expand_keeps_the_canvas():
+def test_deskew_of_the_whole_image_keeps_the_canvas():
     bar = slanted_bar()
-    straight = deskew(bar[None], expand=False)[0]
+    straight = deskew(bar[None])[0]
     assert straight.shape == bar.shape
     assert abs(skew_of(straight)) < 0.02
 
@@ -157,17 +160,21 @@ def slanted_bars(n, height=130, width=40, slopes=(0.2,)):
     return stack
 
 
-def test_a_stack_too_tall_for_one_remap_is_deskewed_as_each_image_alone():
-    bars = slanted_bars(260)  # 260 x 130 rows: more than cv2.remap takes in one image
-    assert len(bars) * bars.shape[1] >= REMAP_LIMIT
-    upright = deskew(bars)  # one slope, so one canvas width: each image's result stands alone
-    for image, result in zip(bars, upright):
-        assert np.array_equal(result, deskew(image[None])[0])
-        assert abs(skew_of(result)) < 0.02
+def test_each_image_is_deskewed_as_if_alone_whatever_the_stack():
+    # 260 x 130 rows: more than cv2.remap takes in one image, so the stack goes in parts too.
     varied = slanted_bars(260, slopes=(0.1, 0.2, -0.15))
-    kept = deskew(varied, expand=False)
+    assert len(varied) * varied.shape[1] >= REMAP_LIMIT
+    boxes = ink_boxes(varied)
+    upright = deskew_ink(varied, boxes)
+    for image, box, result in zip(varied, boxes, upright):
+        alone = deskew_ink(image[None], box[None])[0]
+        rows, columns = alone.shape  # the stack's canvas fits its largest box: the rest is empty
+        assert np.array_equal(result[:rows, :columns], alone)
+        assert not result[rows:].any() and not result[:, columns:].any()
+        assert abs(skew_of(result)) < 0.02
+    kept = deskew(varied)
     for image, result in zip(varied, kept):
-        assert np.array_equal(result, deskew(image[None], expand=False)[0])
+        assert np.array_equal(result, deskew(image[None])[0])
         assert abs(skew_of(result)) < 0.02
     stacks, blank = normalize_stack(varied, (20,), NormalizeOptions(deskew=True, center=True))
     assert not blank.any() and len(stacks[0]) == 260
@@ -177,12 +184,17 @@ def test_an_image_taller_than_opencv_remaps_is_refused_by_deskew():
     bar = slanted_bars(1, height=REMAP_LIMIT + 10, width=16, slopes=(0.0001,))
     with pytest.raises(ImageTooLarge, match="too large to deskew"):
         deskew(bar)
+    with pytest.raises(ImageTooLarge, match="too large to deskew"):
+        deskew_ink(bar, ink_boxes(bar))
 
 
 def test_upright_image_is_left_alone_by_deskew():
     image = np.zeros((20, 20), np.uint8)
     image[2:18, 8:12] = 255
     assert deskew(image[None]).tolist() == image[None].tolist()
+    # deskew_ink cuts out the ink box with a pixel of room each side for the interpolation fringe.
+    (cut,) = deskew_ink(image[None], np.array([[8, 2, 4, 16]]))
+    assert cut.tolist() == [[0, 255, 255, 255, 255, 0]] * 16
 
 
 def test_area_resize_agrees_with_cv2_inter_area():
