@@ -25,7 +25,7 @@ import numpy as np
 from digitprep import keyed_random
 from digitprep.augment import AugmentStrengths, augment_stack
 from digitprep.build import BuildConfig, worker_pool  # the build pool, reused as it is
-from digitprep.chunkwork import _keep_freed_memory, decode_chunk  # and its workers' set-up and decoder
+from digitprep.chunkwork import _keep_freed_memory, decode_chunk, decoded_images  # the build's set-up, decoder
 from digitprep.csvio import encode_onehot_rows
 from digitprep.dataset import DatasetWriter, manifest_lines, read_dataset
 from digitprep.normalize import ink_high
@@ -219,7 +219,7 @@ def augment_files(items: list[tuple[Candidate, str]], job: AugmentJob) -> tuple[
     config = BuildConfig((), job.classes)
     errors: list[tuple[str, str]] = []
     groups: dict[tuple[int, int], list[tuple[np.ndarray, Candidate, str]]] = {}
-    outcomes = decode_chunk([candidate for candidate, _ in items], config)
+    outcomes = decoded_images(decode_chunk([candidate for candidate, _ in items], config))
     for (candidate, relative), outcome in zip(items, outcomes):
         if isinstance(outcome, str):
             errors.append((candidate.display, outcome))

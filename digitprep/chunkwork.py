@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import struct
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -17,18 +19,25 @@ from digitprep.build import MANIFEST_HEADER, BuildConfig, ChunkResult, rows_only
 from digitprep.csvio import encode_onehot_rows
 from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import ImageTooLarge, normalize_stack
-from digitprep.pngbatch import decode_simple_pngs
+from digitprep.pngbatch import PNG_HEAD, simple_png_stacks
 from digitprep.sources import Candidate
 
 READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
+OPEN_IN_FOLDER = os.open in os.supports_dir_fd and os.sep == "/"
+PNG_SIZE = struct.Struct(">II")  # width and height, at byte 16 of a PNG
 
 
-def read_source(candidate: Candidate) -> bytes | str:
-    """A file's bytes, or the reason it cannot be read. Plain os calls: this runs once per file."""
+def read_source(candidate: Candidate, folder_fd: int | None = None) -> bytes | str:
+    """A file's bytes, or the reason it cannot be read. With ``folder_fd``, an open descriptor of
+    the file's folder, the file is opened by its name in it: the kernel then walks one path
+    component instead of the whole path, a fifth of the cost of reading a small file."""
     if candidate.problem:
         return candidate.problem
     try:
-        handle = os.open(candidate.path, os.O_RDONLY)
+        if folder_fd is None:
+            handle = os.open(candidate.path, os.O_RDONLY)
+        else:
+            handle = os.open(candidate.path.rpartition("/")[2], os.O_RDONLY, dir_fd=folder_fd)
         try:
             data = os.read(handle, READ_BYTES)
             if len(data) == READ_BYTES:  # a large file: read on to the end
@@ -45,78 +54,193 @@ def read_source(candidate: Candidate) -> bytes | str:
     return data
 
 
-def decode_file(
-    candidate: Candidate, data: bytes, config: BuildConfig, grey: np.ndarray | None = None
-) -> tuple[np.ndarray, tuple] | str:
-    """One file's bytes -> (grey image, manifest row), or the reason it cannot be used. ``grey``
-    is the image when the batched PNG decoder has already decoded it."""
-    if grey is None:
-        try:
-            grey = decode_grey(data, config.max_pixels)
-        except UnusableImage as exc:
-            return str(exc)
-        except Exception as exc:  # a decoder bug on a hostile file must not end the run
-            return f"cannot decode ({exc.__class__.__name__}: {exc})"
-    height, width = grey.shape
-    label, tag = candidate.label, candidate.tag
+def read_sources(candidates: list[Candidate]) -> list[bytes | str]:
+    """Each file's bytes or the reason it cannot be read, opening each folder once (a chunk's
+    files mostly share one). Plain os calls: this runs once per file."""
+    folders: dict[str, int | None] = {}
+    try:
+        contents = []
+        for candidate in candidates:
+            folder = candidate.path.rpartition("/")[0]
+            folder_fd = folders.get(folder, -1)
+            if folder_fd == -1:
+                try:
+                    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if folder and OPEN_IN_FOLDER else None
+                except OSError:  # the file will say what is wrong when opened by its path
+                    folder_fd = None
+                folders[folder] = folder_fd
+            contents.append(read_source(candidate, folder_fd))
+        return contents
+    finally:
+        for folder_fd in folders.values():
+            if folder_fd is not None:
+                os.close(folder_fd)
+
+
+@dataclass
+class DecodedChunk:
+    """A chunk's files decoded: same-shaped images as stacks, and per file its manifest row or the
+    reason it cannot be used. Kept as stacks from decoding to normalising, so no file costs a
+    NumPy view of its own or a copy into a new stack."""
+
+    stacks: list[tuple[np.ndarray, np.ndarray]]  # (positions in the chunk, (k, H, W) uint8 images)
+    rows: list[tuple | str]
+
+
+def decode_general(data: bytes, config: BuildConfig) -> np.ndarray | str:
+    """A file the batched PNG decoder does not take -> its grey image, or why it is unusable."""
+    try:
+        return decode_grey(data, config.max_pixels)
+    except UnusableImage as exc:
+        return str(exc)
+    except Exception as exc:  # a decoder bug on a hostile file must not end the run
+        return f"cannot decode ({exc.__class__.__name__}: {exc})"
+
+
+def decode_chunk(
+    candidates: list[Candidate], config: BuildConfig, contents: list[bytes | str] | None = None
+) -> DecodedChunk:
+    """Read (unless ``contents`` are given) and decode a chunk's files: simple PNGs together
+    (pngbatch), every other file by the general decoder, then grouped by shape."""
+    if contents is None:
+        contents = read_sources(candidates)
+    rows: list[tuple | str | None] = [data if isinstance(data, str) else None for data in contents]
+    stacks = simple_png_stacks([b"" if row else data for data, row in zip(contents, rows)], config.max_pixels)
+    taken = {position for positions, _ in stacks for position in positions.tolist()}
+    by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for position, data in enumerate(contents):
+        if rows[position] is None and position not in taken:
+            grey = decode_general(data, config)
+            if isinstance(grey, str):
+                rows[position] = grey
+            else:
+                by_shape.setdefault(grey.shape, []).append((position, grey))
+    for members in by_shape.values():
+        stacks.append((np.array([p for p, _ in members]), np.stack([grey for _, grey in members])))
     if config.labelrow:
-        if height < 2:
-            return "labelrow image has no rows below the label row"
-        label, tag = int(grey[0, 0]), str(int(grey[0, 1])) if width > 1 else ""
-        grey = grey[1:]
-        if label not in config.classes:
-            return f"label {label} (from the label row) is not in the class set"
-    digest = hashlib.sha256(data).hexdigest()
-    return grey, (candidate.display, label, tag, candidate.origin, width, height, digest)
+        stacks = [labels_from_rows(positions, images, candidates, rows, config) for positions, images in stacks]
+    for positions, images in stacks:
+        height, width = images.shape[1:]
+        if config.labelrow:
+            height += 1  # the manifest gives the file's size, label row included
+        for position in positions.tolist():
+            candidate, row = candidates[position], rows[position]
+            label, tag = row if isinstance(row, tuple) else (candidate.label, candidate.tag)
+            digest = hashlib.sha256(contents[position]).hexdigest()
+            rows[position] = (candidate.display, label, tag, candidate.origin, width, height, digest)
+    return DecodedChunk(stacks, rows)
 
 
-def decode_chunk(candidates: list[Candidate], config: BuildConfig) -> list[tuple[np.ndarray, tuple] | str]:
-    """Per file (grey image, manifest row) or the reason it cannot be used. Simple PNGs are
-    decoded together (pngbatch); every other file by the general decoder."""
-    contents = [read_source(candidate) for candidate in candidates]
-    fast = decode_simple_pngs([data if isinstance(data, bytes) else b"" for data in contents], config.max_pixels)
-    return [
-        data if isinstance(data, str) else decode_file(candidate, data, config, grey)
-        for candidate, data, grey in zip(candidates, contents, fast)
-    ]
+def labels_from_rows(
+    positions: np.ndarray, images: np.ndarray, candidates: list[Candidate], rows: list, config: BuildConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The original project's labelled PNGs: label and tag from each image's first row (pixels 0
+    and 1), which is then cut off. Writes (label, tag) into ``rows`` for the images kept and the
+    reason into it for the others; returns the kept positions and images."""
+    height, width = images.shape[1:]
+    if height < 2:
+        for position in positions.tolist():
+            rows[position] = "labelrow image has no rows below the label row"
+        return positions[:0], images[:0, 1:]
+    labels = images[:, 0, 0].astype(np.int64)
+    tags = [str(tag) for tag in images[:, 0, 1].tolist()] if width > 1 else [""] * len(images)
+    known = np.isin(labels, config.classes)
+    for position, label, tag, keep in zip(positions.tolist(), labels.tolist(), tags, known.tolist()):
+        rows[position] = (label, tag) if keep else f"label {label} (from the label row) is not in the class set"
+    return positions[known], images[known, 1:]
+
+
+def decoded_images(decoded: DecodedChunk) -> list[tuple[np.ndarray, tuple] | str]:
+    """Per file (grey image, manifest row), or the reason it cannot be used."""
+    outcomes = list(decoded.rows)
+    for positions, images in decoded.stacks:
+        for position, image in zip(positions.tolist(), images):
+            outcomes[position] = (image, decoded.rows[position])
+    return outcomes
 
 
 BLANK = "blank image (no ink found)"
 
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
-    """Many files -> encoded rows, in file order; the unit of work sent to a worker process."""
-    return rows_from_images(decode_chunk(candidates, config), [candidate.display for candidate in candidates], config)
+    """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
+    Large images are decoded and normalised a few at a time (``pixel_batches``)."""
+    contents = read_sources(candidates)
+    results = []
+    for part in pixel_batches(contents):
+        decoded = decode_chunk(candidates[part], config, contents[part])
+        results.append(rows_from_stacks(decoded, [candidate.display for candidate in candidates[part]], config))
+    if len(results) == 1:
+        return results[0]
+    return ChunkResult(
+        [b"".join(lines) for lines in zip(*(result.csv_lines for result in results))],
+        b"".join(result.manifest_lines for result in results),
+        sum(result.written for result in results),
+        [error for result in results for error in result.errors],
+    )
 
 
-def rows_from_images(outcomes: list[tuple | str], displays: list[str], config: BuildConfig) -> ChunkResult:
+PIXEL_BUDGET = 1 << 25  # decoded pixels per batch: 32 MB as uint8, 128 MB as float32 while normalised
+COMPRESSION_GUESS = 8  # decoded bytes per file byte, for files whose header is not read here
+
+
+def pixel_batches(contents: list[bytes | str]) -> list[slice]:
+    """Consecutive runs of files whose decoded pixels add up to at most PIXEL_BUDGET (at least
+    one file each), so a chunk of phone photos holds a few images in memory, not hundreds. A
+    PNG's size comes from its header; any other file is guessed from its length."""
+    batches, start, pixels = [], 0, 0
+    for position, data in enumerate(contents):
+        if isinstance(data, str):
+            continue
+        if data.startswith(PNG_HEAD) and len(data) >= 24:
+            width, height = PNG_SIZE.unpack_from(data, 16)
+            size = width * height
+        else:
+            size = len(data) * COMPRESSION_GUESS
+        if pixels and pixels + size > PIXEL_BUDGET:
+            batches.append(slice(start, position))
+            start, pixels = position, 0
+        pixels += size
+    batches.append(slice(start, len(contents)))
+    return batches
+
+
+def rows_from_stacks(decoded: DecodedChunk, displays: list[str], config: BuildConfig) -> ChunkResult:
     """Decoded images with their manifest rows (or the reason each item cannot be used) -> encoded
-    rows and errors, in order. Normalisation runs once per group of same-shaped images, and its
+    rows and errors, in order. Each stack of same-shaped images is normalised in one go, and the
     results go straight into one pixel matrix per size, row i for item i."""
-    reasons = [outcome if isinstance(outcome, str) else None for outcome in outcomes]
-    groups: dict[tuple[int, int], list[int]] = {}
-    for position, outcome in enumerate(outcomes):
-        if reasons[position] is None:
-            groups.setdefault(outcome[0].shape, []).append(position)
-    pixels = [np.empty((len(outcomes), size * size), np.uint8) for size in config.sizes]
-    for positions in groups.values():
+    reasons = [row if isinstance(row, str) else None for row in decoded.rows]
+    pixels = [np.empty((len(reasons), size * size), np.uint8) for size in config.sizes]
+    for positions, images in decoded.stacks:
+        if not len(positions):
+            continue
         try:
-            stacks, blank = normalize_stack(np.stack([outcomes[p][0] for p in positions]), config.sizes, config.options)
+            stacks, blank = normalize_stack(images, config.sizes, config.options)
         except ImageTooLarge as exc:  # every image of the group has that shape: each gets the reason
-            for position in positions:
+            for position in positions.tolist():
                 reasons[position] = str(exc)
             continue
-        members = np.asarray(positions)
         for matrix, stack in zip(pixels, stacks):
-            matrix[members[~blank]] = stack.reshape(len(stack), matrix.shape[1])
-        for position in members[blank].tolist():
+            matrix[positions[~blank]] = stack.reshape(len(stack), matrix.shape[1])
+        for position in positions[blank].tolist():
             reasons[position] = BLANK
     written = [position for position, reason in enumerate(reasons) if reason is None]
-    manifest = [outcomes[position][1] for position in written]
+    manifest = [decoded.rows[position] for position in written]
     labels = np.asarray([row[1] for row in manifest], np.int64)
     csv_lines = [encode_onehot_rows(matrix[written], labels, config.classes) if written else b"" for matrix in pixels]
     errors = [(display, reason) for display, reason in zip(displays, reasons) if reason is not None]
-    return ChunkResult(csv_lines, rows_only(MANIFEST_HEADER, manifest), len(manifest), errors)
+    return ChunkResult(csv_lines, manifest_lines(manifest), len(manifest), errors)
+
+
+def manifest_lines(rows: list[tuple]) -> bytes:
+    """The manifest's CSV lines for ``rows``, as the csv module writes them: joined directly when
+    no field needs quoting (a few scans of the text tell), else by the csv module."""
+    fields = len(MANIFEST_HEADER)
+    text = "".join([f"{p},{label},{tag},{origin},{w},{h},{digest}\n" for p, label, tag, origin, w, h, digest in rows])
+    plain = text.count(",") == (fields - 1) * len(rows) and text.count("\n") == len(rows)
+    if plain and '"' not in text and "\r" not in text:
+        return text.encode()
+    return rows_only(MANIFEST_HEADER, rows)
 
 
 _worker_config: BuildConfig | None = None

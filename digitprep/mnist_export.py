@@ -20,7 +20,7 @@ from digitprep.build import (
     worker_pool,
     write_outputs,
 )
-from digitprep.chunkwork import rows_from_images
+from digitprep.chunkwork import DecodedChunk, rows_from_stacks
 from digitprep.mnist import MnistSet, load_mnist, read_mnist_sets
 from digitprep.pngtree import replace_png_tree
 
@@ -44,14 +44,15 @@ def chunk_rows(chunk: ImageChunk, config: BuildConfig) -> ChunkResult:
     height, width = chunk.images.shape[1:]
     displays = [f"{chunk.source}#{chunk.start + i}" for i in range(len(chunk.images))]
     wanted = np.isin(chunk.labels, config.classes)
-    outcomes: list[tuple | str] = []
-    for image, label, display, keep in zip(chunk.images, chunk.labels.tolist(), displays, wanted):
+    rows: list[tuple | str] = []
+    for image, label, display, keep in zip(chunk.images, chunk.labels.tolist(), displays, wanted.tolist()):
         if not keep:
-            outcomes.append(f"label {label} is not in the class set")
+            rows.append(f"label {label} is not in the class set")
             continue
         digest = hashlib.sha256(image.tobytes()).hexdigest()
-        outcomes.append((image, (display, label, "", chunk.origin, width, height, digest)))
-    return rows_from_images(outcomes, displays, config)
+        rows.append((display, label, "", chunk.origin, width, height, digest))
+    kept = np.flatnonzero(wanted)
+    return rows_from_stacks(DecodedChunk([(kept, chunk.images[kept])], rows), displays, config)
 
 
 def split_into_chunks(sets: list[MnistSet], origin: str) -> list[ImageChunk]:

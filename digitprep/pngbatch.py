@@ -25,7 +25,12 @@ HARMLESS_CHUNKS = frozenset((b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs"))
 FILTER_NONE, FILTER_SUB, FILTER_UP = 0, 1, 2
 IEND_CHUNK = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # length 0, type, CRC: the same in every PNG
 
-_IHDR = struct.Struct(">I4sIIBBBBBI")  # length, type, width, height, depth, colour, method x3, CRC
+# The signature and the IHDR chunk's length and type: the same 16 bytes opening every PNG.
+PNG_HEAD = PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR"
+# IHDR's last five bytes (bit depth, colour type, compression, filter and interlace methods) of
+# the files taken here, and their channel counts: 8-bit grey or RGB, deflate, adaptive, plain.
+SIMPLE_FORMS = {bytes((8, GREY, 0, 0, 0)): CHANNELS[GREY], bytes((8, RGB, 0, 0, 0)): CHANNELS[RGB]}
+_IHDR = struct.Struct(">II5sI")  # width, height, the five bytes above, CRC
 _CHUNK_HEAD = struct.Struct(">I4s")
 _CRC = struct.Struct(">I")
 
@@ -41,23 +46,16 @@ class Scanlines(NamedTuple):
 
 def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
     """The inflated rows of a PNG this module can decode, or None to use the general decoder."""
-    if len(data) < 57 or not data.startswith(PNG_SIGNATURE):  # signature, IHDR, an IDAT, IEND
+    # Few Python steps per file: this runs for every file of data sets of tens of thousands.
+    if len(data) < 57 or not data.startswith(PNG_HEAD):  # signature, IHDR, an IDAT, IEND
         return None
-    length, kind, width, height, depth, colour, compression, filtering, interlace, crc = _IHDR.unpack_from(data, 8)
-    if (
-        length != 13
-        or kind != b"IHDR"
-        or depth != 8
-        or colour not in CHANNELS
-        or compression | filtering | interlace
-        or not 0 < width * height <= max_pixels
-        or zlib.crc32(data[12:29]) != crc
-    ):
+    width, height, form, crc = _IHDR.unpack_from(data, 16)
+    channels = SIMPLE_FORMS.get(form)
+    if channels is None or not 0 < width * height <= max_pixels or zlib.crc32(data[12:29]) != crc:
         return None
     compressed = _image_data(data)
     if compressed is None:
         return None
-    channels = CHANNELS[colour]
     expected = height * (1 + width * channels)
     inflater = zlib.decompressobj()
     try:
@@ -123,15 +121,15 @@ def unfilter(filtered: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarra
     return pixels, decodable
 
 
-def decode_simple_pngs(files: list[bytes], max_pixels: int) -> list[np.ndarray | None]:
-    """Per file its grey uint8 image (identical to ``decode_grey``), or None when it needs the
-    general decoder. Same-shaped files are unfiltered as one stack."""
-    greys: list[np.ndarray | None] = [None] * len(files)
+def simple_png_stacks(files: list[bytes], max_pixels: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The files this module decodes, as stacks of same-shaped grey images (identical to
+    ``decode_grey``): (positions in ``files``, (k, H, W) uint8). Every other file is left out."""
     groups: dict[tuple[int, int, int], list[tuple[int, bytes]]] = {}
     for position, data in enumerate(files):
         found = simple_png_scanlines(data, max_pixels)
         if found is not None:
             groups.setdefault(found[:3], []).append((position, found.data))
+    stacks = []
     for (height, width, channels), members in groups.items():
         filtered = np.frombuffer(b"".join(rows for _, rows in members), np.uint8)
         pixels, decodable = unfilter(filtered.reshape(len(members), height, 1 + width * channels), channels)
@@ -139,7 +137,18 @@ def decode_simple_pngs(files: list[bytes], max_pixels: int) -> list[np.ndarray |
             # The same integer conversion decode_grey applies to OpenCV's BGR order.
             pixels = cv2.cvtColor(pixels.reshape(-1, width, 3), cv2.COLOR_RGB2GRAY)
         images = pixels.reshape(len(members), height, width)
-        for (position, _), image, ok in zip(members, images, decodable.tolist()):
-            if ok:
-                greys[position] = image
+        positions = np.array([position for position, _ in members])
+        if not decodable.all():
+            positions, images = positions[decodable], images[decodable]
+        stacks.append((positions, images))
+    return stacks
+
+
+def decode_simple_pngs(files: list[bytes], max_pixels: int) -> list[np.ndarray | None]:
+    """Per file its grey uint8 image (identical to ``decode_grey``), or None when it needs the
+    general decoder."""
+    greys: list[np.ndarray | None] = [None] * len(files)
+    for positions, images in simple_png_stacks(files, max_pixels):
+        for position, image in zip(positions.tolist(), images):
+            greys[position] = image
     return greys

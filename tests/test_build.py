@@ -121,6 +121,50 @@ def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch)
     assert outputs[0] == outputs[1] == outputs[2]
 
 
+def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, monkeypatch):
+    import digitprep.chunkwork as chunkwork
+
+    src = good_folder(in_tmp / "src")
+    add_bad_files(src)
+    candidates = build_module.find_candidates([src], "auto")
+    config = BuildConfig((20, 8), tuple(range(10)), NormalizeOptions(deskew=True, center=True))
+    whole = chunkwork.process_chunk(candidates, config)
+    contents = chunkwork.read_sources(candidates)
+    bomb = next(i for i, c in enumerate(candidates) if c.path.endswith("bomb.png"))  # 60000x60000, it says
+    assert chunkwork.pixel_batches(contents) == [slice(0, bomb), slice(bomb, bomb + 1), slice(bomb + 1, len(contents))]
+    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1)  # every file a batch of its own
+    batches = chunkwork.pixel_batches(contents)
+    assert [b.start for b in batches[1:]] == [b.stop for b in batches[:-1]] and batches[-1].stop == len(contents)
+    assert all(sum(isinstance(data, bytes) and len(data) > 0 for data in contents[b]) == 1 for b in batches)
+    assert chunkwork.process_chunk(candidates, config) == whole
+    assert whole.written == 4 and len(whole.errors) == len(candidates) - 4  # the three good ones and nine.png
+
+
+def test_pixel_batches_read_png_sizes_from_the_header(monkeypatch):
+    import digitprep.chunkwork as chunkwork
+    from digitprep.pngbatch import PNG_HEAD
+
+    def png_header(width, height):
+        return PNG_HEAD + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes(40)
+
+    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1000)
+    files = [png_header(20, 20), png_header(30, 20), "unreadable", png_header(20, 20), png_header(4000, 3000)]
+    files.append(b"x" * 50)
+    # 400 + 600 fit; the next 400 would not; the photo stands alone; 50 bytes guessed at 400 px.
+    assert chunkwork.pixel_batches(files) == [slice(0, 3), slice(3, 4), slice(4, 5), slice(5, 6)]
+
+
+def test_manifest_lines_quote_as_the_csv_module_does():
+    from digitprep.build import MANIFEST_HEADER, rows_only
+    from digitprep.chunkwork import manifest_lines
+
+    plain = [("src/1/a.png", 1, "", "src", 28, 28, "ab"), ("src/2/b.png", 2, "20", "src", 9, 8, "cd")]
+    awkward = [*plain, ('src/3/a,"b".png', 3, "", "my\rsrc", 1, 1, "ef"), ("src/4/new\nline.png", 4, "", "s", 1, 1, "")]
+    for rows in (plain, awkward, []):
+        assert manifest_lines(rows) == rows_only(MANIFEST_HEADER, rows)
+    assert manifest_lines(plain) == b"src/1/a.png,1,,src,28,28,ab\nsrc/2/b.png,2,20,src,9,8,cd\n"
+
+
 def test_manifest_describes_each_row(in_tmp):
     good_folder(in_tmp / "src")
     run("src", "--size", 8, "--out", "m.csv")
