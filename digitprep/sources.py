@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +29,9 @@ class Candidate(NamedTuple):
 
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
+# A number without leading zeros and an extension: for a folder of only such names of one
+# extension, natural order is order by length, then by text (two sorts in C, no key per name).
+_PLAIN_NUMBER_NAME = re.compile(r"(?:[1-9]\d*|0)\.\w+")
 
 
 def natural_key(text: str) -> list:
@@ -37,25 +41,62 @@ def natural_key(text: str) -> list:
     return parts
 
 
-def walk_images(folder: str, display: str):
-    """Yield (path, display path, parent folder name, problem) for image-named entries under
-    ``folder``, each folder's entries in natural order. Works on strings: this runs once per file
-    of data sets with tens of thousands of files."""
+def natural_sorted(names: list[str]) -> list[str]:
+    """``names`` in natural order; names equal as numbers ('7.png', '07.png') in text order."""
+    ordered = sorted(names)
+    if all(map(_PLAIN_NUMBER_NAME.fullmatch, ordered)) and len({name.rpartition(".")[2] for name in ordered}) <= 1:
+        ordered.sort(key=len)
+    else:
+        ordered.sort(key=natural_key)
+    return ordered
+
+
+class Listing(NamedTuple):
+    """Consecutive image-named entries of one folder, in natural order."""
+
+    base: str  # the folder's path with a trailing separator: base + name is the file's path
+    display: str  # the folder's display path with a trailing "/", or "" for "."
+    parent: str  # the folder's own name
+    names: list[str]
+    problems: list[str | None]  # per name, why it cannot be an image file (a directory...)
+
+
+def walk_images(folder: str, display: str) -> Iterator[Listing]:
+    """Image-named entries under ``folder`` as Listings, each folder's entries in natural order
+    with subfolders walked where they fall in it. Works on whole folders, not on each file: data
+    sets have tens of thousands of files."""
     with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: natural_key(entry.name))
-    parent = os.path.basename(folder)
+        entries = {entry.name: entry for entry in scan}
+    base = os.path.join(folder, "")
     prefix = f"{display}/" if display != "." else ""
-    for entry in entries:
-        name = entry.name
+    parent = os.path.basename(folder)
+    ordered = natural_sorted(list(entries))
+    special = {name for name, entry in entries.items() if entry.is_dir(follow_symlinks=False) or entry.is_symlink()}
+    if not special:  # the usual folder: files only, so its images are all there is to it
+        images = [name for name in ordered if name.lower().endswith(IMAGE_SUFFIXES)]
+        if images:
+            yield Listing(base, prefix, parent, images, [None] * len(images))
+        return
+    names: list[str] = []
+    problems: list[str | None] = []
+    for name in ordered:
+        entry = entries[name]
         is_image = name.lower().endswith(IMAGE_SUFFIXES)
         if entry.is_dir(follow_symlinks=False):
             if is_image:
-                yield entry.path, prefix + name, parent, "is a directory, not an image"
-            else:
-                yield from walk_images(entry.path, prefix + name)
+                names.append(name)
+                problems.append("is a directory, not an image")
+                continue
+            if names:
+                yield Listing(base, prefix, parent, names, problems)
+                names, problems = [], []
+            yield from walk_images(entry.path, prefix + name)
         elif is_image:
-            dangling = entry.is_symlink() and not os.path.exists(entry.path)
-            yield entry.path, prefix + name, parent, "dangling symbolic link" if dangling else None
+            names.append(name)
+            dangling = name in special and not os.path.exists(entry.path)
+            problems.append("dangling symbolic link" if dangling else None)
+    if names:
+        yield Listing(base, prefix, parent, names, problems)
 
 
 def label_and_tag_from_name(name: str, pattern: re.Pattern) -> tuple[int | None, str]:
@@ -106,20 +147,39 @@ def find_candidates(
         source_origin = origin or (resolved.name if source.is_dir() else resolved.parent.name)
         display = Path(os.path.relpath(source)).as_posix()
         if source.is_dir():
-            found = walk_images(str(source), display)
+            listings = walk_images(str(source), display)
         else:
-            found = [(str(source), display, resolved.parent.name, None)]
-        by_folder: dict[str, tuple[int | None, str, str | None]] = {}
-        for path, shown, parent, problem in found:
-            if problem:
-                candidates.append(Candidate(path, shown, source_origin, problem=problem))
-                continue
-            labelled = by_folder.get(parent)
-            if labelled is None:
-                labelled = label_file(path, parent, mode, compiled)
-                if labelled[0] is not None and labelled[0] not in classes:
-                    labelled = (labelled[0], labelled[1], f"label {labelled[0]} is not in the class set")
-                if compiled is None and (mode == "folder" or (mode == "auto" and parent.isdigit())):
-                    by_folder[parent] = labelled  # the folder alone decides: work it out once per folder
-            candidates.append(Candidate(path, shown, source_origin, *labelled))
+            folder, _, name = str(source).rpartition(os.sep)
+            shown_folder = display[: len(display) - len(name)]
+            listings = [Listing(folder + os.sep if folder else "", shown_folder, resolved.parent.name, [name], [None])]
+        for listing in listings:
+            candidates += labelled_candidates(listing, source_origin, mode, compiled, classes)
+    return candidates
+
+
+def labelled_candidates(
+    listing: Listing, origin: str, mode: str, pattern: re.Pattern | None, classes: tuple[int, ...]
+) -> list[Candidate]:
+    """The Candidates of one listing; a folder that decides the label alone is labelled once."""
+    base, shown, parent = listing.base, listing.display, listing.parent
+    if pattern is None and (mode == "folder" or (mode == "auto" and parent.isdigit())):
+        label, tag, problem = label_file(base, parent, mode, None)
+        if label is not None and label not in classes:
+            problem = f"label {label} is not in the class set"
+        make = tuple.__new__  # Candidate's own __new__, without its keyword handling: once per file
+        return [
+            make(Candidate, (base + name, shown + name, origin, None, "", unusable))
+            if unusable
+            else make(Candidate, (base + name, shown + name, origin, label, tag, problem))
+            for name, unusable in zip(listing.names, listing.problems)
+        ]
+    candidates = []
+    for name, unusable in zip(listing.names, listing.problems):
+        if unusable:
+            candidates.append(Candidate(base + name, shown + name, origin, problem=unusable))
+            continue
+        label, tag, problem = label_file(base + name, parent, mode, pattern)
+        if label is not None and label not in classes:
+            problem = f"label {label} is not in the class set"
+        candidates.append(Candidate(base + name, shown + name, origin, label, tag, problem))
     return candidates
