@@ -1,3 +1,3 @@
-from digitprep.cli import main
+from digitprep.entry import main
 
 main()
