@@ -22,9 +22,13 @@ Peak memory is the summed RSS of the whole process tree (the pool forks its work
 overstates the real footprint: it is the conservative figure the target is checked against. The
 largest single process, ``getrusage(RUSAGE_CHILDREN).ru_maxrss``, is reported beside it.
 
-The files are read once before timing, so neither side pays for a cold page cache.
+The files are read again right before each timed run, so neither side pays for a cold page cache:
+these machines page out file data left unread for a few seconds (DAMON), so a single warm-up
+before both runs left the project, timed second, reading part of its files from disk. The two
+sides alternate ``--repeats`` times and the medians are compared, so a slow moment of the machine
+falls on both.
 
-Usage: .venv/bin/python bench/prep.py [--files N] [--jobs J]
+Usage: .venv/bin/python bench/prep.py [--files N] [--jobs J] [--repeats R]
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def parse_args() -> argparse.Namespace:
         help="use only the first N files (sorted) of each split, training and testing [default: all]",
     )
     parser.add_argument("--jobs", type=int, default=0, help="passed to digitprep build --jobs [default: 0 = all cores]")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side, alternating [default: 3]")
     return parser.parse_args()
 
 
@@ -233,6 +238,7 @@ def print_report(
     peak_mb = peak / MB
     columns = SIZE * SIZE + N_CLASSES
     print(f"\nMNIST, {n_files} PNGs -> {SIZE}x{SIZE} one-hot CSV; {os.cpu_count()} CPUs; digitprep --jobs {jobs}")
+    print("median run of each side:")
     print(table_line("measure", "value", "target", "result"))
     print(table_line("reference: imread + resize + csv.writer", f"{reference_rate:.0f} img/s ({reference_s:.2f} s)"))
     print(table_line("project: digitprep build --deskew --center", f"{project_rate:.0f} img/s ({project_s:.2f} s)"))
@@ -259,23 +265,35 @@ def main() -> int:
         return 1
     ensure_extracted(TARBALL, CACHE)
     files = select_files(CACHE, args.files)
-    warm_page_cache(files)
     with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
         tmp = Path(tmp)
         sources = [CACHE / split for split in SPLITS] if args.files is None else link_subset(files, CACHE, tmp / "src")
-        print(f"reference: plain loop over {len(files)} files ...", flush=True)
-        reference = run_reference(files, tmp / "reference.csv")
         out = tmp / "mnist.csv"
         command = [str(digitprep), "build", *map(str, sources), "--size", str(SIZE), "--deskew", "--center"]
         command += ["--labels", "folder", "--quiet", "--jobs", str(args.jobs), "--out", str(out)]
-        print(f"project: {' '.join(command[1:])} ...", flush=True)
-        project_s, peak, maxrss, project_cpu, completed = run_project(command)
-        if completed.returncode != 0:
-            print(f"digitprep build failed (exit {completed.returncode}):\n{completed.stderr.decode(errors='replace')}")
-            return 1
+        print(f"reference: plain loop over {len(files)} files; project: {' '.join(command[1:])}", flush=True)
+        references, projects, peak, maxrss = [], [], 0, 0
+        for repeat in range(1, args.repeats + 1):
+            warm_page_cache(files)
+            references.append(run_reference(files, tmp / "reference.csv"))
+            warm_page_cache(files)
+            project_s, run_peak, maxrss, project_cpu, completed = run_project(command)
+            if completed.returncode != 0:
+                reason = completed.stderr.decode(errors="replace")
+                print(f"digitprep build failed (exit {completed.returncode}):\n{reason}")
+                return 1
+            projects.append((project_s, project_cpu))
+            peak = max(peak, run_peak)
+            ratio = references[-1][0] / project_s
+            print(f"  run {repeat}: reference {references[-1][0]:.2f} s, project {project_s:.2f} s, ratio {ratio:.2f}")
         problem = check_output(out, len(files))
-    print_report(len(files), args.jobs, reference, (project_s, project_cpu), peak, maxrss, problem)
+    print_report(len(files), args.jobs, median_run(references), median_run(projects), peak, maxrss, problem)
     return 0
+
+
+def median_run(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The (wall, CPU) of the run with the median wall time."""
+    return sorted(runs)[len(runs) // 2]
 
 
 if __name__ == "__main__":
