@@ -101,23 +101,32 @@ def _image_data(data: bytes) -> bytes | None:
 def unfilter(filtered: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, H, 1 + W*C) filtered rows of same-shaped images -> ((n, H, W*C) pixels, (n,) mask of the
     images decoded). Images using the Average or Paeth filters are left out of the mask: their
-    predictors run pixel by pixel, which the general decoder does far faster."""
+    predictors run pixel by pixel, which the general decoder does far faster.
+
+    A handful of NumPy calls for the whole stack, however many rows: Sub rows are running sums
+    along the row (of whole pixels), and a run of Up rows is a running sum down the columns,
+    starting from the last row above it that is not Up (or from zeros above the image). All sums
+    wrap at 256, as PNG's do."""
     types = filtered[:, :, 0]
     pixels = filtered[:, :, 1:]
     decodable = (types <= FILTER_UP).all(axis=1)
     if not types.any():
         return pixels, decodable
     pixels = pixels.copy()
-    _, height, row_bytes = pixels.shape
-    for row in range(height):
-        kind = types[:, row]
-        sub = kind == FILTER_SUB
-        if sub.any():
-            by_pixel = pixels[sub, row].reshape(-1, row_bytes // channels, channels)
-            pixels[sub, row] = np.cumsum(by_pixel, axis=1, dtype=np.uint8).reshape(-1, row_bytes)
-        up = kind == FILTER_UP
-        if row and up.any():  # Up on the first row adds a row of zeros
-            pixels[up, row] += pixels[up, row - 1]
+    height, row_bytes = pixels.shape[1:]
+    sub = types == FILTER_SUB
+    if sub.any():
+        by_pixel = pixels[sub].reshape(-1, row_bytes // channels, channels)
+        pixels[sub] = np.cumsum(by_pixel, axis=1, dtype=np.uint8).reshape(-1, row_bytes)
+    up = types == FILTER_UP
+    if up.any():
+        # Rows added up from the top: an Up row is its start row's value plus the Up rows since.
+        running = np.cumsum(np.where(up[..., None], pixels, 0), axis=1, dtype=np.uint8)
+        start = np.maximum.accumulate(np.where(up, -1, np.arange(height)), axis=1)  # -1: zeros above
+        at_start = np.clip(start, 0, None)[..., None]
+        base = np.take_along_axis(pixels, at_start, axis=1) - np.take_along_axis(running, at_start, axis=1)
+        base[start < 0] = 0
+        pixels = np.where(up[..., None], base + running, pixels)
     return pixels, decodable
 
 

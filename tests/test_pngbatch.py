@@ -81,6 +81,16 @@ def test_a_stack_with_mixed_filters_per_row_and_per_image(noise):
         assert np.array_equal(grey, image)
 
 
+def test_random_runs_of_none_sub_and_up_rows_in_one_stack():
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, (9, 7), dtype=np.uint8) for _ in range(40)]
+    filters = [rng.choice([0, 1, 2], size=9, p=[0.2, 0.3, 0.5]).tolist() for _ in images]
+    filters[0] = [2] * 9  # Up all the way down from the zeros above the image
+    files = [raw_png(image, rows) for image, rows in zip(images, filters)]
+    for data, image, grey in zip(files, images, decode_simple_pngs(files, LIMIT)):
+        assert np.array_equal(grey, image) and np.array_equal(grey, decode_grey(data))
+
+
 @pytest.mark.parametrize("kind", [3, 4])
 def test_average_and_paeth_rows_are_left_to_the_general_decoder(noise, kind):
     image = noise[:, :, 0]
