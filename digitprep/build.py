@@ -23,7 +23,7 @@ from digitprep.textfiles import AtomicWriter, csv_text, onehot_header
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
-CHUNK_FILES = 256  # files per task sent to a worker: large enough to amortise the hand-off
+CHUNK_FILES = 512  # files per task sent to a worker: large enough to amortise a chunk's NumPy calls
 WORKER_MODULE = "digitprep.chunkwork"  # imported by the workers only: NumPy, OpenCV and the image steps
 
 

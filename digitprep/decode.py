@@ -7,7 +7,6 @@ import struct
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from digitprep.options import DEFAULT_MAX_PIXELS
 
@@ -49,6 +48,8 @@ def header_dimensions(data: bytes, fmt: str) -> tuple[int, int]:
         if len(data) < 24 or data[12:16] != b"IHDR":
             raise UnusableImage("truncated PNG header")
         return struct.unpack(">II", data[16:24])
+    from PIL import Image  # only for formats other than PNG: not loaded by every worker up front
+
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
@@ -80,6 +81,8 @@ def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
     """Fallback for files OpenCV rejects (unusual GIF/WEBP/TIFF flavours); truncation is an error."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()

@@ -232,11 +232,22 @@ def axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canv
     """(n, out, canvas) float32 resampling matrices along one axis: source pixels
     [start, start + length) onto output pixels [0, target). Shrinking uses area weights (exactly
     what cv2.INTER_AREA computes); enlarging, linear interpolation between pixel centres.
-    Images of a batch share few distinct (start, length, target): each matrix is computed once."""
+    Images share few distinct (start, length, target): each matrix is computed once per process
+    and kept (``_WEIGHTS``), so after a process's first chunks nearly every one is looked up."""
     key = (np.asarray(start) * (canvas + 1) + length) * (out + 1) + target
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    distinct = _axis_weights(start[first], length[first], target[first], canvas, out)
-    return distinct[inverse.ravel()]
+    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    keys = [(canvas, out, k) for k in keys.tolist()]
+    missing = [i for i, k in enumerate(keys) if k not in _WEIGHTS]
+    if missing:
+        if len(_WEIGHTS) + len(missing) > WEIGHTS_KEPT:
+            _WEIGHTS.clear()
+        made = _axis_weights(start[first[missing]], length[first[missing]], target[first[missing]], canvas, out)
+        _WEIGHTS.update(zip((keys[i] for i in missing), made))
+    return np.stack([_WEIGHTS[k] for k in keys])[inverse.ravel()]
+
+
+WEIGHTS_KEPT = 8192  # resampling matrices kept per process: a few KiB each, 30 MiB at most for MNIST
+_WEIGHTS: dict[tuple[int, int, int], np.ndarray] = {}  # (canvas, out, key) -> (out, canvas) float32
 
 
 def _axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
