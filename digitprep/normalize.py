@@ -143,9 +143,12 @@ def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     n, height, width = stack.shape
     ys, xs = np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64)
     # Per row its mass and its sum of x * value, in one product. The pipeline's images hold whole
-    # numbers, for which every sum here is exact whatever the order of the additions.
-    weights = stack.reshape(n * height, width).astype(np.float64)
-    rows, row_x = (weights @ np.stack((np.ones(width), xs), axis=1)).reshape(n, height, 2).transpose(2, 0, 1)
+    # numbers, for which every sum here is exact whatever the order of the additions: in float32
+    # while a row's sum of x * 255 stays below 2**24 (rows up to 362 px), else in float64.
+    exact = np.float32 if 255 * width * (width - 1) // 2 < 2**24 else np.float64
+    weights = stack.reshape(n * height, width).astype(exact, copy=False)
+    per_row = weights @ np.stack((np.ones(width), xs), axis=1).astype(exact)
+    rows, row_x = per_row.astype(np.float64).reshape(n, height, 2).transpose(2, 0, 1)
     mass = np.maximum(rows.sum(axis=1), 1e-12)
     cx, cy = row_x.sum(axis=1) / mass, rows @ ys / mass
     mu02 = rows @ (ys * ys) - mass * cy * cy
