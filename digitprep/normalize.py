@@ -86,8 +86,14 @@ def remove_background(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def ink_boxes(stack: np.ndarray) -> np.ndarray:
     """(n, 4) int ``x, y, w, h`` of each image's ink, ignoring specks (blobs under SPECK_FRACTION
-    of the image's largest). One connected-components pass labels the whole stack: the images are
-    laid one under the other with an empty row between them so no blob spans two images."""
+    of the image's largest)."""
+    return ink_boxes_and_specks(stack)[0]
+
+
+def ink_boxes_and_specks(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``ink_boxes`` and the (n,) mask of images that have specks left out of their box (only
+    those have ink outside it). One connected-components pass labels the whole stack: the images
+    are laid one under the other with an empty row between them so no blob spans two images."""
     n, height, width = stack.shape
     tall = np.zeros((n, height + 1, width), np.uint8)
     tall[:, :height] = stack > INK_LEVEL
@@ -101,6 +107,8 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
     largest = np.zeros(n, np.int64)
     np.maximum.at(largest, image, area)
     keep = (area >= np.maximum(2, SPECK_FRACTION * largest[image])) | (area == largest[image])
+    specked = np.zeros(n, bool)
+    specked[image[~keep]] = True
     image, stats = image[keep], stats[keep]
     left = stats[:, cv2.CC_STAT_LEFT]
     top = stats[:, cv2.CC_STAT_TOP] - image * (height + 1)
@@ -112,7 +120,7 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
     np.maximum.at(y1, image, top + stats[:, cv2.CC_STAT_HEIGHT])
     empty = x1 == 0
     x0[empty], y0[empty], x1[empty], y1[empty] = 0, 0, width, height
-    return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1)
+    return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1), specked
 
 
 def bounding_boxes(stack: np.ndarray) -> np.ndarray:
@@ -278,16 +286,29 @@ def resample(stack: np.ndarray, boxes: np.ndarray, widths: np.ndarray, heights: 
 
 
 def shift(stack: np.ndarray, down: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Move each image's content down/right by whole pixels, filling with zeros."""
-    n, height, width = stack.shape
-    source_rows = np.arange(height)[None, :] - down[:, None]
-    source_cols = np.arange(width)[None, :] - right[:, None]
-    # One gather from the flattened stack, then zeros where the source is outside the image.
-    rows_at = (np.clip(source_rows, 0, height - 1) + np.arange(n)[:, None] * height) * width
-    moved = stack.reshape(-1).take(rows_at[:, :, None] + np.clip(source_cols, 0, width - 1)[:, None, :])
-    rows_valid = (source_rows >= 0) & (source_rows < height)
-    cols_valid = (source_cols >= 0) & (source_cols < width)
-    return moved * (rows_valid[:, :, None] & cols_valid[:, None, :])
+    """Move each image's content down/right by whole pixels (either sign), filling with zeros.
+    Images moved alike are moved together, rows then columns: a stack of digits has a handful of
+    distinct moves per axis, so this is a few slice copies rather than a gather per pixel."""
+    height, width = stack.shape[1:]
+    by_rows = _shift_axis(stack, down, 1, height)
+    return _shift_axis(by_rows, right, 2, width)
+
+
+def _shift_axis(stack: np.ndarray, moves: np.ndarray, axis: int, length: int) -> np.ndarray:
+    """Each image moved by ``moves[i]`` along ``axis`` (1 rows, 2 columns), zeros shifted in."""
+    if not moves.any():
+        return stack
+    out = np.zeros_like(stack)
+    for move in np.unique(moves).tolist():
+        if abs(move) >= length:
+            continue  # moved out of the frame entirely: all zeros
+        chosen = moves == move
+        target = [chosen, slice(None), slice(None)]
+        source = [chosen, slice(None), slice(None)]
+        target[axis] = slice(max(move, 0), length + min(move, 0))
+        source[axis] = slice(max(-move, 0), length - max(move, 0))
+        out[tuple(target)] = stack[tuple(source)]
+    return out
 
 
 def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float = MNIST_BOX) -> np.ndarray:
@@ -319,8 +340,9 @@ def normalize_stack(
     if len(ink) == 0:  # OpenCV crashes on empty images: nothing to do, say so early
         return [np.zeros((0, size, size), np.uint8) for size in sizes], blank
     if options.center:
-        boxes = ink_boxes(ink)
-        ink = keep_inside(ink, boxes)
+        boxes, specked = ink_boxes_and_specks(ink)
+        if specked.any():  # ink outside the box is specks only: images without any keep theirs
+            ink[specked] = keep_inside(ink[specked], boxes[specked])
         if options.deskew:
             ink = deskew_ink(ink, boxes)
             boxes = bounding_boxes(ink)  # specks are gone already: a plain bounding box will do

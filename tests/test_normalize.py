@@ -21,6 +21,7 @@ from digitprep.normalize import (
     normalize_stack,
     remove_background,
     resize,
+    shift,
     skew_of,
 )
 
@@ -228,6 +229,31 @@ def test_without_center_the_whole_image_is_resized():
     image[0:20, 0:20] = 255  # top-left quarter stays the top-left quarter
     (out,) = normalize(image, (4,), NormalizeOptions())
     assert out.tolist() == [[255, 255, 0, 0], [255, 255, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_shift_moves_each_image_by_its_own_whole_pixels_either_way():
+    rng = np.random.default_rng(5)
+    stack = rng.integers(1, 256, (60, 7, 9)).astype(np.uint8)
+    down, right = rng.integers(-8, 9, 60), rng.integers(-10, 11, 60)
+    moved = shift(stack, down, right)
+    for image, d, r, result in zip(stack, down, right, moved):
+        expected = np.zeros_like(image)
+        for y, x in np.ndindex(image.shape):
+            if 0 <= y + d < 7 and 0 <= x + r < 9:
+                expected[y + d, x + r] = image[y, x]
+        assert np.array_equal(result, expected), (d, r)
+
+
+def test_specks_are_cleared_only_in_images_that_have_them():
+    clean = np.zeros((30, 30), np.uint8)
+    clean[5:25, 12:16] = 200
+    specked = clean.copy()
+    specked[1, 1] = specked[20, 17] = 255  # one-pixel specks: off the stroke, and beside it
+    options = NormalizeOptions(deskew=True, center=True)  # specks would tilt the moments
+    (both,), blank = normalize_stack(np.stack([clean, specked]), (20,), options)
+    assert not blank.any()
+    assert np.array_equal(both[0], both[1])  # the specks left no trace
+    assert np.array_equal(both[0], normalize(clean, (20,), options)[0])
 
 
 def test_plain_bounding_boxes_match_the_speck_free_ones_on_clean_ink():
