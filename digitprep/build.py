@@ -19,7 +19,7 @@ from pathlib import Path
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, find_candidates
-from digitprep.textfiles import AtomicWriter, csv_text, onehot_header
+from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
@@ -262,8 +262,7 @@ def write_outputs(
         for writer in all_writers:
             writer.abort()
         return summary
-    for writer in all_writers:
-        writer.commit()
+    commit_all(all_writers)
     summary.outputs = csv_paths
     return summary
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 
 import numpy as np
 import pytest
@@ -63,6 +64,36 @@ def test_interrupted_write_leaves_previous_file_untouched(tmp_path):
     assert path.read_bytes() == b"previous\n"  # not visible before commit
     writer.commit()
     assert path.read_bytes() == b"new\n"
+
+
+def test_files_committed_together_all_land_or_none_does(tmp_path, monkeypatch):
+    from digitprep.textfiles import commit_all
+
+    names = ["a.csv", "a.manifest.csv", "a.errors.csv"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"previous\n")
+    writers = [AtomicWriter(tmp_path / name) for name in names]
+    for writer in writers:
+        writer.write(b"new " + writer.path.name.encode() + b"\n")
+    commit_all(writers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # no temporary files left
+    assert all((tmp_path / name).read_bytes() == b"new " + name.encode() + b"\n" for name in names)
+
+    writers = [AtomicWriter(tmp_path / name) for name in names]
+    for writer in writers:
+        writer.write(b"newer\n")
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):  # the disk fills up while the second file is synced
+        if "manifest" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr("os.fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space"):
+        commit_all(writers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert all((tmp_path / name).read_bytes().startswith(b"new ") for name in names)  # none replaced
 
 
 @pytest.mark.parametrize(
