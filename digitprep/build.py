@@ -14,11 +14,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
-from digitprep.sources import Candidate, find_candidates
+from digitprep.sources import Candidate, iter_candidates
 from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
@@ -159,17 +160,47 @@ def _run_task(work: Callable, chunk) -> ChunkResult:
     return work_with_config(work, chunk)
 
 
-def process_all(candidates: list[Candidate], config: BuildConfig, pool) -> Iterator[ChunkResult]:
-    """Chunk results in file order, computed on the pool's workers (or here when it is None)."""
-    chunks = [candidates[i : i + CHUNK_FILES] for i in range(0, len(candidates), CHUNK_FILES)]
-    if pool is None or len(chunks) <= 1:
+class FoundChunks:
+    """The files found under the sources in chunks of ``size``, cut as the folders are walked
+    (``iter_candidates``); ``files`` counts those handed out so far."""
+
+    def __init__(self, listings: Iterator[list[Candidate]], size: int):
+        self.files = 0
+        self._chunks = self._cut(listings, size)
+
+    def _cut(self, listings: Iterator[list[Candidate]], size: int) -> Iterator[list[Candidate]]:
+        pending: list[Candidate] = []
+        for found in listings:
+            pending += found
+            if len(pending) >= size:
+                cut = len(pending) - len(pending) % size
+                for start in range(0, cut, size):
+                    self.files += size
+                    yield pending[start : start + size]
+                pending = pending[cut:]
+        if pending:
+            self.files += len(pending)
+            yield pending
+
+    def __iter__(self) -> Iterator[list[Candidate]]:
+        return self._chunks
+
+    def take(self, count: int) -> list[list[Candidate]]:
+        """The next ``count`` chunks (fewer when the files run out)."""
+        return list(islice(self._chunks, count))
+
+
+def process_all(chunks: Iterable[list[Candidate]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
+    """Chunk results in file order, computed on the pool's workers (or here when it is None).
+    With a pool, every chunk is handed out before this returns: folders still to be walked
+    (``chunks`` may be lazy) are walked while the workers start on the first chunks."""
+    if pool is None:
         from digitprep.chunkwork import process_chunk  # NumPy and OpenCV in this process after all
 
-        yield from run_chunks(chunks, process_chunk, config, None)
-        return
+        return run_chunks(list(chunks), process_chunk, config, None)
     # Sent as columns (paths, display paths, ...): a quarter of the pickling cost of named tuples,
     # in this process that competes with the workers for the cores.
-    yield from pool.map(_work, [tuple(zip(*chunk)) for chunk in chunks])
+    return pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks))
 
 
 def run_chunks(
@@ -202,11 +233,12 @@ def build_dataset(
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1:
         start_worker_server()  # its imports overlap the walk through the folders
-    candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
-    on_start(len(candidates))
+    chunks = FoundChunks(iter_candidates(sources, label_mode, pattern, config.classes, origin), CHUNK_FILES)
+    first = chunks.take(2)  # a single chunk is not worth starting workers for
     record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-    with worker_pool(config, jobs if len(candidates) > CHUNK_FILES else 1) as pool:
-        results = process_all(candidates, config, pool)
+    with worker_pool(config, jobs if len(first) > 1 else 1) as pool:
+        results = process_all(chain(first, chunks), config, pool)
+        on_start(chunks.files)
         return write_outputs(results, out, config, record, strict, on_skip, on_progress)
 
 

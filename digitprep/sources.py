@@ -135,14 +135,33 @@ def find_candidates(
 ) -> list[Candidate]:
     """Every image under the sources, labelled, in a deterministic order (sources as given, then
     natural path order). Files that cannot be used carry a ``problem`` instead of being dropped."""
+    return [candidate for found in iter_candidates(sources, mode, pattern, classes, origin) for candidate in found]
+
+
+def iter_candidates(
+    sources: list[Path],
+    mode: str = "auto",
+    pattern: str | None = None,
+    classes: tuple[int, ...] = tuple(range(10)),
+    origin: str | None = None,
+) -> Iterator[list[Candidate]]:
+    """``find_candidates``' files a folder's listing at a time, found as they are taken, so work on
+    the first can start while the rest are walked. The sources and the pattern are checked here,
+    before any folder is walked."""
     compiled = re.compile(pattern) if pattern else None
     if compiled is not None and "label" not in compiled.groupindex:
         raise ValueError("--pattern needs a named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
-    candidates: list[Candidate] = []
+    sources = [Path(source) for source in sources]
     for source in sources:
-        source = Path(source)
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
+    return _walk_sources(sources, mode, compiled, classes, origin)
+
+
+def _walk_sources(
+    sources: list[Path], mode: str, pattern: re.Pattern | None, classes: tuple[int, ...], origin: str | None
+) -> Iterator[list[Candidate]]:
+    for source in sources:
         resolved = source.resolve()
         source_origin = origin or (resolved.name if source.is_dir() else resolved.parent.name)
         display = Path(os.path.relpath(source)).as_posix()
@@ -153,8 +172,7 @@ def find_candidates(
             shown_folder = display[: len(display) - len(name)]
             listings = [Listing(folder + os.sep if folder else "", shown_folder, resolved.parent.name, [name], [None])]
         for listing in listings:
-            candidates += labelled_candidates(listing, source_origin, mode, compiled, classes)
-    return candidates
+            yield labelled_candidates(listing, source_origin, mode, pattern, classes)
 
 
 def labelled_candidates(

@@ -13,6 +13,7 @@ from digitprep.build import BuildConfig, build_dataset
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
 from digitprep.normalize import NormalizeOptions, normalize
+from digitprep.sources import find_candidates
 
 
 def run(*args):
@@ -126,7 +127,7 @@ def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, m
 
     src = good_folder(in_tmp / "src")
     add_bad_files(src)
-    candidates = build_module.find_candidates([src], "auto")
+    candidates = find_candidates([src], "auto")
     config = BuildConfig((20, 8), tuple(range(10)), NormalizeOptions(deskew=True, center=True))
     whole = chunkwork.process_chunk(candidates, config)
     contents = chunkwork.read_sources(candidates)
@@ -163,6 +164,25 @@ def test_manifest_lines_quote_as_the_csv_module_does():
     for rows in (plain, awkward, []):
         assert manifest_lines(rows) == rows_only(MANIFEST_HEADER, rows)
     assert manifest_lines(plain) == b"src/1/a.png,1,,src,28,28,ab\nsrc/2/b.png,2,20,src,9,8,cd\n"
+
+
+def test_found_files_are_cut_into_chunks_across_folders_in_order():
+    listings = [list(range(0, 3)), [], list(range(3, 8)), [8], list(range(9, 20))]
+    chunks = build_module.FoundChunks(iter(listings), 4)
+    assert chunks.take(2) == [[0, 1, 2, 3], [4, 5, 6, 7]] and chunks.files == 8
+    assert list(chunks) == [[8, 9, 10, 11], [12, 13, 14, 15], [16, 17, 18, 19]] and chunks.files == 20
+    assert build_module.FoundChunks(iter([]), 4).take(2) == []
+
+
+def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
+    src = good_folder(in_tmp / "src")
+    add_bad_files(src)
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 2)  # several chunks: the workers start early
+    totals, done = [], []
+    config = BuildConfig((8,), tuple(range(10)))
+    summary = build_dataset([src], in_tmp / "t.csv", config, jobs=2, on_start=totals.append, on_progress=done.append)
+    assert totals == [len(find_candidates([src]))] == [summary.written + summary.skipped]
+    assert sum(done) == totals[0]
 
 
 def test_manifest_describes_each_row(in_tmp):
