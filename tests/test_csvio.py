@@ -66,6 +66,21 @@ def test_interrupted_write_leaves_previous_file_untouched(tmp_path):
     assert path.read_bytes() == b"new\n"
 
 
+def test_long_writes_ask_for_writeback_as_they_go(tmp_path, monkeypatch):
+    import digitprep.textfiles as textfiles
+
+    nudged = []
+    real = textfiles.start_writeback
+    monkeypatch.setattr(textfiles, "WRITEBACK_BYTES", 10)
+    monkeypatch.setattr(textfiles, "start_writeback", lambda fd: nudged.append(fd) or real(fd))
+    writer = AtomicWriter(tmp_path / "long.csv")
+    for part in (b"0123", b"456789", b"abc", b"defghijklmnop", b"q"):
+        writer.write(part)
+    writer.commit()
+    assert (tmp_path / "long.csv").read_bytes() == b"0123456789abcdefghijklmnopq"
+    assert len(nudged) == 2  # after 10 bytes, then after the next 17
+
+
 def test_files_committed_together_all_land_or_none_does(tmp_path, monkeypatch):
     from digitprep.textfiles import commit_all
 
