@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -21,11 +20,11 @@ from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, iter_candidates
 from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
+from digitprep.workers import start_worker_server, worker_context
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
 CHUNK_FILES = 512  # files per task sent to a worker: large enough to amortise a chunk's NumPy calls
-WORKER_MODULE = "digitprep.chunkwork"  # imported by the workers only: NumPy, OpenCV and the image steps
 
 
 @dataclass(frozen=True)
@@ -74,36 +73,6 @@ def sidecar_path(csv_path: Path, kind: str) -> Path:
     return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
 
 
-# Thread pools of the libraries under NumPy, kept to one thread in the workers: the pool already
-# runs one worker per core, and an OpenBLAS helper thread per worker spins between the small
-# matrix products of each chunk, taking the core another worker needs (found with callgrind).
-SINGLE_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _worker_context():
-    """Workers start from a clean forkserver that has imported the worker module once: a plain
-    fork of a parent whose OpenCV thread pool is running can deadlock, and spawn would re-import
-    per worker. Workers inherit the environment, read by NumPy's libraries when they load: a
-    thread count the user set is kept."""
-    for variable in SINGLE_THREAD_VARIABLES:
-        os.environ.setdefault(variable, "1")
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", WORKER_MODULE])
-    return context
-
-
-def start_worker_server() -> None:
-    """Start the forkserver now, without waiting for it: it imports the worker module (NumPy,
-    OpenCV) while this process walks the folders, and creating the pool then waits only for what
-    is left."""
-    if _worker_context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver  # POSIX only, like the start method itself
-
-        forkserver.ensure_running()
-
-
 def _init_worker(config: BuildConfig) -> None:
     from digitprep.chunkwork import init_worker  # already imported by the forkserver
 
@@ -123,7 +92,7 @@ def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
     if jobs <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(jobs, mp_context=_worker_context(), initializer=initializer, initargs=(config,))
+    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=initializer, initargs=(config,))
     _widen_result_pipe(pool)
     try:
         yield pool

@@ -25,7 +25,7 @@ def wants_workers(arguments: list[str]) -> bool:
 
 def main() -> None:
     if wants_workers(sys.argv[1:]):
-        from digitprep.build import start_worker_server
+        from digitprep.workers import start_worker_server
 
         start_worker_server()
     from digitprep.cli import main as cli

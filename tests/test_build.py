@@ -269,7 +269,7 @@ def test_a_worker_that_dies_is_a_one_line_error(in_tmp, monkeypatch):
     good_folder(in_tmp / "src")
     # Workers forked from this process see these patches: each dies at its first chunk. (The usual
     # forkserver workers import the modules afresh and would not.)
-    monkeypatch.setattr(build_module, "_worker_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(build_module, "worker_context", lambda: multiprocessing.get_context("fork"))
     monkeypatch.setattr(build_module, "start_worker_server", lambda: None)
     monkeypatch.setattr(build_module, "CHUNK_FILES", 1)
     monkeypatch.setattr(digitprep.chunkwork, "init_worker", lambda config: None)
