@@ -107,27 +107,32 @@ def decode_chunk(
     rows: list[tuple | str | None] = [data if isinstance(data, str) else None for data in contents]
     stacks = simple_png_stacks([b"" if row else data for data, row in zip(contents, rows)], config.max_pixels)
     taken = {position for positions, _ in stacks for position in positions.tolist()}
-    by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-    for position, data in enumerate(contents):
-        if rows[position] is None and position not in taken:
-            grey = decode_general(data, config)
-            if isinstance(grey, str):
-                rows[position] = grey
-            else:
-                by_shape.setdefault(grey.shape, []).append((position, grey))
-    for members in by_shape.values():
-        stacks.append((np.array([p for p, _ in members]), np.stack([grey for _, grey in members])))
+    if len(taken) < rows.count(None):  # files the batched PNG decoder left to the general one
+        by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+        for position, data in enumerate(contents):
+            if rows[position] is None and position not in taken:
+                grey = decode_general(data, config)
+                if isinstance(grey, str):
+                    rows[position] = grey
+                else:
+                    by_shape.setdefault(grey.shape, []).append((position, grey))
+        for members in by_shape.values():
+            stacks.append((np.array([p for p, _ in members]), np.stack([grey for _, grey in members])))
     if config.labelrow:
         stacks = [labels_from_rows(positions, images, candidates, rows, config) for positions, images in stacks]
+    sha256 = hashlib.sha256
     for positions, images in stacks:
         height, width = images.shape[1:]
         if config.labelrow:
-            height += 1  # the manifest gives the file's size, label row included
+            for position in positions.tolist():
+                _, display, origin, _, _, _ = candidates[position]
+                label, tag = rows[position]
+                digest = sha256(contents[position]).hexdigest()  # the size: label row included
+                rows[position] = (display, label, tag, origin, width, height + 1, digest)
+            continue
         for position in positions.tolist():
-            candidate, row = candidates[position], rows[position]
-            label, tag = row if isinstance(row, tuple) else (candidate.label, candidate.tag)
-            digest = hashlib.sha256(contents[position]).hexdigest()
-            rows[position] = (candidate.display, label, tag, candidate.origin, width, height, digest)
+            _, display, origin, label, tag, _ = candidates[position]
+            rows[position] = (display, label, tag, origin, width, height, sha256(contents[position]).hexdigest())
     return DecodedChunk(stacks, rows)
 
 
@@ -224,11 +229,14 @@ def rows_from_stacks(decoded: DecodedChunk, displays: list[str], config: BuildCo
             matrix[positions[~blank]] = stack.reshape(len(stack), matrix.shape[1])
         for position in positions[blank].tolist():
             reasons[position] = BLANK
-    written = [position for position, reason in enumerate(reasons) if reason is None]
-    manifest = [decoded.rows[position] for position in written]
+    if reasons.count(None) == len(reasons):  # the usual chunk: every file made a row
+        written, manifest, errors = slice(None), decoded.rows, []
+    else:
+        written = [position for position, reason in enumerate(reasons) if reason is None]
+        manifest = [decoded.rows[position] for position in written]
+        errors = [(display, reason) for display, reason in zip(displays, reasons) if reason is not None]
     labels = np.asarray([row[1] for row in manifest], np.int64)
-    csv_lines = [encode_onehot_rows(matrix[written], labels, config.classes) if written else b"" for matrix in pixels]
-    errors = [(display, reason) for display, reason in zip(displays, reasons) if reason is not None]
+    csv_lines = [encode_onehot_rows(matrix[written], labels, config.classes) if manifest else b"" for matrix in pixels]
     return ChunkResult(csv_lines, manifest_lines(manifest), len(manifest), errors)
 
 
