@@ -104,8 +104,8 @@ RESULT_PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged pipe
 
 
 def _widen_result_pipe(pool: ProcessPoolExecutor) -> None:
-    """Let the pipe that brings results back hold a whole chunk's result (a quarter of a megabyte
-    for MNIST) instead of 64 KiB. With the default, a worker blocks four times per result until
+    """Let the pipe that brings results back hold a whole chunk's result (half a megabyte for
+    512 MNIST images) instead of 64 KiB. With the default, a worker blocked per 64 KiB until
     this process, which needs a core the workers are using, comes round to read the next part;
     on two cores the workers then sat idle a tenth of the time. Best effort: the pipe is the
     executor's own (a CPython detail) and the call is Linux's."""

@@ -166,6 +166,15 @@ def test_manifest_lines_quote_as_the_csv_module_does():
     assert manifest_lines(plain) == b"src/1/a.png,1,,src,28,28,ab\nsrc/2/b.png,2,20,src,9,8,cd\n"
 
 
+def test_the_pool_s_result_pipe_holds_a_whole_chunk_result():
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_GETPIPE_SZ"):
+        pytest.skip("pipe sizes are Linux's")
+    with build_module.worker_pool(BuildConfig((8,), tuple(range(10))), 2) as pool:
+        size = fcntl.fcntl(pool._result_queue._reader.fileno(), fcntl.F_GETPIPE_SZ)
+    assert size == build_module.RESULT_PIPE_BYTES
+
+
 def test_found_files_are_cut_into_chunks_across_folders_in_order():
     listings = [list(range(0, 3)), [], list(range(3, 8)), [8], list(range(9, 20))]
     chunks = build_module.FoundChunks(iter(listings), 4)
