@@ -10,6 +10,7 @@ import ctypes
 import hashlib
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -55,12 +56,22 @@ def read_source(candidate: Candidate, folder_fd: int | None = None) -> bytes | s
 
 
 def read_sources(candidates: list[Candidate]) -> list[bytes | str]:
-    """Each file's bytes or the reason it cannot be read, opening each folder once (a chunk's
-    files mostly share one). Plain os calls: this runs once per file."""
+    """Each file's bytes or the reason it cannot be read."""
+    return [data for _, contents in read_in_batches(candidates, budget=None) for data in contents]
+
+
+def read_in_batches(
+    candidates: list[Candidate], budget: int | None = None
+) -> Iterator[tuple[slice, list[bytes | str]]]:
+    """The files' bytes (or the reason each cannot be read) in consecutive runs whose decoded
+    pixels (``decoded_size``) add up to at most ``budget`` (at least one file each; one run when
+    it is None), so a chunk of phone photos is read, decoded and normalised a few at a time, not
+    all at once. Each folder is opened once (a chunk's files mostly share one). Plain os calls:
+    this runs once per file."""
     folders: dict[str, int | None] = {}
     try:
-        contents = []
-        for candidate in candidates:
+        start, contents, pixels = 0, [], 0
+        for position, candidate in enumerate(candidates):
             folder = candidate.path.rpartition("/")[0]
             folder_fd = folders.get(folder, -1)
             if folder_fd == -1:
@@ -69,12 +80,35 @@ def read_sources(candidates: list[Candidate]) -> list[bytes | str]:
                 except OSError:  # the file will say what is wrong when opened by its path
                     folder_fd = None
                 folders[folder] = folder_fd
-            contents.append(read_source(candidate, folder_fd))
-        return contents
+            data = read_source(candidate, folder_fd)
+            if budget is not None:
+                size = decoded_size(data)
+                if size and pixels and pixels + size > budget:
+                    yield slice(start, position), contents
+                    start, contents, pixels = position, [], 0
+                pixels += size
+            contents.append(data)
+        if contents:
+            yield slice(start, len(candidates)), contents
     finally:
         for folder_fd in folders.values():
             if folder_fd is not None:
                 os.close(folder_fd)
+
+
+PIXEL_BUDGET = 1 << 23  # decoded pixels per batch: 8 MB as uint8, 32 MB as float32, a few hundred MB while normalised
+COMPRESSION_GUESS = 8  # decoded bytes per file byte, for files whose header is not read here
+
+
+def decoded_size(data: bytes | str) -> int:
+    """The pixels a file decodes to: a PNG's from its header, any other file's guessed from its
+    length; 0 for a file that could not be read."""
+    if isinstance(data, str):
+        return 0
+    if data.startswith(PNG_HEAD) and len(data) >= 24:
+        width, height = PNG_SIZE.unpack_from(data, 16)
+        return width * height
+    return len(data) * COMPRESSION_GUESS
 
 
 @dataclass
@@ -169,11 +203,10 @@ BLANK = "blank image (no ink found)"
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
     """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Large images are decoded and normalised a few at a time (``pixel_batches``)."""
-    contents = read_sources(candidates)
+    Large images are read, decoded and normalised a few at a time (``read_in_batches``)."""
     results = []
-    for part in pixel_batches(contents):
-        decoded = decode_chunk(candidates[part], config, contents[part])
+    for part, contents in read_in_batches(candidates, PIXEL_BUDGET):
+        decoded = decode_chunk(candidates[part], config, contents)
         results.append(rows_from_stacks(decoded, [candidate.display for candidate in candidates[part]], config))
     if len(results) == 1:
         return results[0]
@@ -183,31 +216,6 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
         sum(result.written for result in results),
         [error for result in results for error in result.errors],
     )
-
-
-PIXEL_BUDGET = 1 << 25  # decoded pixels per batch: 32 MB as uint8, 128 MB as float32 while normalised
-COMPRESSION_GUESS = 8  # decoded bytes per file byte, for files whose header is not read here
-
-
-def pixel_batches(contents: list[bytes | str]) -> list[slice]:
-    """Consecutive runs of files whose decoded pixels add up to at most PIXEL_BUDGET (at least
-    one file each), so a chunk of phone photos holds a few images in memory, not hundreds. A
-    PNG's size comes from its header; any other file is guessed from its length."""
-    batches, start, pixels = [], 0, 0
-    for position, data in enumerate(contents):
-        if isinstance(data, str):
-            continue
-        if data.startswith(PNG_HEAD) and len(data) >= 24:
-            width, height = PNG_SIZE.unpack_from(data, 16)
-            size = width * height
-        else:
-            size = len(data) * COMPRESSION_GUESS
-        if pixels and pixels + size > PIXEL_BUDGET:
-            batches.append(slice(start, position))
-            start, pixels = position, 0
-        pixels += size
-    batches.append(slice(start, len(contents)))
-    return batches
 
 
 def rows_from_stacks(decoded: DecodedChunk, displays: list[str], config: BuildConfig) -> ChunkResult:

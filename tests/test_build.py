@@ -131,28 +131,28 @@ def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, m
     config = BuildConfig((20, 8), tuple(range(10)), NormalizeOptions(deskew=True, center=True))
     whole = chunkwork.process_chunk(candidates, config)
     contents = chunkwork.read_sources(candidates)
+    runs = [part for part, _ in chunkwork.read_in_batches(candidates, chunkwork.PIXEL_BUDGET)]
     bomb = next(i for i, c in enumerate(candidates) if c.path.endswith("bomb.png"))  # 60000x60000, it says
-    assert chunkwork.pixel_batches(contents) == [slice(0, bomb), slice(bomb, bomb + 1), slice(bomb + 1, len(contents))]
-    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1)  # every file a batch of its own
-    batches = chunkwork.pixel_batches(contents)
-    assert [b.start for b in batches[1:]] == [b.stop for b in batches[:-1]] and batches[-1].stop == len(contents)
-    assert all(sum(isinstance(data, bytes) and len(data) > 0 for data in contents[b]) == 1 for b in batches)
+    assert runs == [slice(0, bomb), slice(bomb, bomb + 1), slice(bomb + 1, len(contents))]
+    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1)  # every readable file a run of its own
+    runs = list(chunkwork.read_in_batches(candidates, 1))
+    assert [data for _, batch in runs for data in batch] == contents
+    assert [b.start for b, _ in runs[1:]] == [b.stop for b, _ in runs[:-1]] and runs[-1][0].stop == len(contents)
+    assert all(sum(chunkwork.decoded_size(data) > 0 for data in batch) == 1 for _, batch in runs)
     assert chunkwork.process_chunk(candidates, config) == whole
     assert whole.written == 4 and len(whole.errors) == len(candidates) - 4  # the three good ones and nine.png
 
 
-def test_pixel_batches_read_png_sizes_from_the_header(monkeypatch):
+def test_decoded_sizes_come_from_png_headers_or_are_guessed():
     import digitprep.chunkwork as chunkwork
     from digitprep.pngbatch import PNG_HEAD
 
     def png_header(width, height):
         return PNG_HEAD + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes(40)
 
-    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1000)
-    files = [png_header(20, 20), png_header(30, 20), "unreadable", png_header(20, 20), png_header(4000, 3000)]
-    files.append(b"x" * 50)
-    # 400 + 600 fit; the next 400 would not; the photo stands alone; 50 bytes guessed at 400 px.
-    assert chunkwork.pixel_batches(files) == [slice(0, 3), slice(3, 4), slice(4, 5), slice(5, 6)]
+    assert chunkwork.decoded_size(png_header(4000, 3000)) == 12_000_000
+    assert chunkwork.decoded_size(b"x" * 50) == 50 * chunkwork.COMPRESSION_GUESS  # a JPEG, say
+    assert chunkwork.decoded_size("cannot read: Permission denied") == 0
 
 
 def test_manifest_lines_quote_as_the_csv_module_does():
