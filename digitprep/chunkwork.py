@@ -28,9 +28,9 @@ OPEN_IN_FOLDER = os.open in os.supports_dir_fd and os.sep == "/"
 PNG_SIZE = struct.Struct(">II")  # width and height, at byte 16 of a PNG
 
 
-def read_source(candidate: Candidate, folder_fd: int | None = None) -> bytes | str:
+def read_source(candidate: Candidate, folder_fd: int | None = None, name: str = "") -> bytes | str:
     """A file's bytes, or the reason it cannot be read. With ``folder_fd``, an open descriptor of
-    the file's folder, the file is opened by its name in it: the kernel then walks one path
+    the file's folder, the file is opened by its ``name`` in it: the kernel then walks one path
     component instead of the whole path, a fifth of the cost of reading a small file."""
     if candidate.problem:
         return candidate.problem
@@ -38,7 +38,7 @@ def read_source(candidate: Candidate, folder_fd: int | None = None) -> bytes | s
         if folder_fd is None:
             handle = os.open(candidate.path, os.O_RDONLY)
         else:
-            handle = os.open(candidate.path.rpartition("/")[2], os.O_RDONLY, dir_fd=folder_fd)
+            handle = os.open(name, os.O_RDONLY, dir_fd=folder_fd)
         try:
             data = os.read(handle, READ_BYTES)
             if len(data) == READ_BYTES:  # a large file: read on to the end
@@ -72,7 +72,7 @@ def read_in_batches(
     try:
         start, contents, pixels = 0, [], 0
         for position, candidate in enumerate(candidates):
-            folder = candidate.path.rpartition("/")[0]
+            folder, _, name = candidate.path.rpartition("/")
             folder_fd = folders.get(folder, -1)
             if folder_fd == -1:
                 try:
@@ -80,7 +80,7 @@ def read_in_batches(
                 except OSError:  # the file will say what is wrong when opened by its path
                     folder_fd = None
                 folders[folder] = folder_fd
-            data = read_source(candidate, folder_fd)
+            data = read_source(candidate, folder_fd, name)
             if budget is not None:
                 size = decoded_size(data)
                 if size and pixels and pixels + size > budget:

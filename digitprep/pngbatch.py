@@ -152,13 +152,3 @@ def simple_png_stacks(files: list[bytes], max_pixels: int) -> list[tuple[np.ndar
             positions, images = positions[decodable], images[decodable]
         stacks.append((positions, images))
     return stacks
-
-
-def decode_simple_pngs(files: list[bytes], max_pixels: int) -> list[np.ndarray | None]:
-    """Per file its grey uint8 image (identical to ``decode_grey``), or None when it needs the
-    general decoder."""
-    greys: list[np.ndarray | None] = [None] * len(files)
-    for positions, images in simple_png_stacks(files, max_pixels):
-        for position, image in zip(positions.tolist(), images):
-            greys[position] = image
-    return greys

@@ -10,7 +10,18 @@ import pytest
 from conftest import drawn_digit, png_bytes
 
 from digitprep.decode import decode_grey
-from digitprep.pngbatch import decode_simple_pngs, simple_png_scanlines
+from digitprep.pngbatch import simple_png_scanlines, simple_png_stacks
+
+
+def decode_simple_pngs(files, max_pixels):
+    """Per file its image from the batched decoder's stacks, or None when it leaves the file to
+    the general decoder."""
+    greys = [None] * len(files)
+    for positions, images in simple_png_stacks(files, max_pixels):
+        for position, image in zip(positions.tolist(), images):
+            greys[position] = image
+    return greys
+
 
 LIMIT = 64_000_000
 
