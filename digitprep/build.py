@@ -8,23 +8,26 @@ the same order on every run. All outputs are written under temporary names and r
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import chain, islice
 from pathlib import Path
 
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, iter_candidates
+from digitprep.spool import Spooled, SpoolReader, make_spool, remove_spool
 from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
 from digitprep.workers import start_worker_server, worker_context
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
 CHUNK_FILES = 512  # files per task sent to a worker: large enough to amortise a chunk's NumPy calls
+WALK_AHEAD_CHUNKS = 200  # chunks found before the workers start (build_dataset)
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,18 @@ class BuildConfig:
     options: NormalizeOptions = field(default_factory=NormalizeOptions)
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    spool: str | None = None  # the folder where workers leave their output text (spool.py)
 
 
 @dataclass
 class ChunkResult:
     """One chunk of files made into output text, in file order: CSV lines per size, manifest
-    lines, and the files skipped. Encoded in the worker so the parent only writes. Defined here,
-    not in chunkwork: the parent unpickles it and must not import NumPy and OpenCV to do so."""
+    lines, and the files skipped. Encoded in the worker so the parent only writes; a worker with
+    a spool leaves the text there and sends where it is. Defined here, not in chunkwork: the
+    parent unpickles it and must not import NumPy and OpenCV to do so."""
 
-    csv_lines: list[bytes]
-    manifest_lines: bytes
+    csv_lines: list[bytes | Spooled]
+    manifest_lines: bytes | Spooled
     written: int
     errors: list[tuple[str, str]]
 
@@ -202,13 +207,37 @@ def build_dataset(
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1:
         start_worker_server()  # its imports overlap the walk through the folders
-    chunks = FoundChunks(iter_candidates(sources, label_mode, pattern, config.classes, origin), CHUNK_FILES)
-    first = chunks.take(2)  # a single chunk is not worth starting workers for
-    record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-    with worker_pool(config, jobs if len(first) > 1 else 1) as pool:
-        results = process_all(chain(first, chunks), config, pool)
-        on_start(chunks.files)
-        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
+    with cyclic_gc_paused():
+        chunks = FoundChunks(iter_candidates(sources, label_mode, pattern, config.classes, origin), CHUNK_FILES)
+        # Walked before the pool starts: creating it waits for the worker server, which is
+        # importing NumPy and OpenCV meanwhile. 200 chunks take about as long to find.
+        first = chunks.take(WALK_AHEAD_CHUNKS)
+        record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
+        jobs = jobs if len(first) > 1 else 1  # a single chunk is not worth starting workers for
+        spool = make_spool(out) if jobs > 1 else None
+        try:
+            with worker_pool(replace(config, spool=spool), jobs) as pool:
+                results = process_all(chain(first, chunks), config, pool)
+                on_start(chunks.files)
+                return write_outputs(results, out, config, record, strict, on_skip, on_progress, spool)
+        finally:
+            if spool is not None:
+                remove_spool(spool)
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused():
+    """No cyclic garbage collection in this block. A build makes a tuple per file found and
+    keeps them until its chunks are sent: the collector, started every few hundred new objects,
+    walked them all again and again (a tenth of this process's instructions on MNIST) and found
+    nothing, as nothing here makes reference cycles. Reference counting still frees everything."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def write_outputs(
@@ -219,9 +248,11 @@ def write_outputs(
     strict: bool = False,
     on_skip: Callable[[str, str], None] = lambda path, reason: None,
     on_progress: Callable[[int], None] = lambda n: None,
+    spool: str | None = None,
 ) -> BuildSummary:
     """Stream chunk results into temporary outputs (CSV per size, manifest, errors, and ``record``
-    with the row counts as OUT.build.json); rename them into place at the end."""
+    with the row counts as OUT.build.json); rename them into place at the end. Text the workers
+    left in the ``spool`` folder is copied from there."""
     csv_paths = output_paths(out, config.sizes)
     writers = {
         "csv": [AtomicWriter(p) for p in csv_paths],
@@ -231,6 +262,14 @@ def write_outputs(
     }
     all_writers = [w for group in writers.values() for w in group]
     summary = BuildSummary()
+    spooled = SpoolReader(spool) if spool is not None else None
+
+    def write(writer: AtomicWriter, text: bytes | Spooled) -> None:
+        if isinstance(text, Spooled):
+            writer.append_with(lambda fd: spooled.copy(text, fd), text.length)
+        else:
+            writer.write(text)
+
     try:
         for writer, size in zip(writers["csv"], config.sizes):
             writer.write(onehot_header(size * size, config.classes))
@@ -240,10 +279,10 @@ def write_outputs(
             writer.write(csv_text(ERRORS_HEADER, []))
         for result in results:
             for writer, lines in zip(writers["csv"], result.csv_lines):
-                writer.write(lines)
+                write(writer, lines)
             errors_text = rows_only(ERRORS_HEADER, result.errors)
             for writer in writers["manifest"]:
-                writer.write(result.manifest_lines)
+                write(writer, result.manifest_lines)
             for writer in writers["errors"]:
                 writer.write(errors_text)
             for path, reason in result.errors:
@@ -259,6 +298,9 @@ def write_outputs(
         for writer in all_writers:
             writer.abort()
         raise
+    finally:
+        if spooled is not None:
+            spooled.close()
     if strict and summary.skipped:
         for writer in all_writers:
             writer.abort()

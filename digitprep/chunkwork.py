@@ -22,6 +22,7 @@ from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import ImageTooLarge, normalize_stack
 from digitprep.pngbatch import PNG_HEAD, simple_png_stacks
 from digitprep.sources import Candidate
+from digitprep.spool import SpoolWriter
 
 READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
 OPEN_IN_FOLDER = os.open in os.supports_dir_fd and os.sep == "/"
@@ -260,12 +261,15 @@ def manifest_lines(rows: list[tuple]) -> bytes:
 
 
 _worker_config: BuildConfig | None = None
+_spool: SpoolWriter | None = None
 
 
 def init_worker(config: BuildConfig) -> None:
-    """Per worker process, once: keep the configuration; tune OpenCV and the allocator."""
-    global _worker_config
+    """Per worker process, once: keep the configuration and open the spool; tune OpenCV and
+    the allocator."""
+    global _worker_config, _spool
     _worker_config = config
+    _spool = SpoolWriter(config.spool) if config.spool is not None else None
     # The pool already uses every core; OpenCV's own threads on tiny images only add contention.
     cv2.setNumThreads(1)
     _keep_freed_memory()
@@ -285,8 +289,12 @@ def _keep_freed_memory() -> None:
 
 
 def work(candidates: list[Candidate]) -> ChunkResult:
-    """One chunk in a worker process set up by ``init_worker``."""
-    return process_chunk(candidates, _worker_config)
+    """One chunk in a worker process set up by ``init_worker``; its text left in the spool."""
+    result = process_chunk(candidates, _worker_config)
+    if _spool is not None:
+        result.csv_lines = [_spool.put(lines) for lines in result.csv_lines]
+        result.manifest_lines = _spool.put(result.manifest_lines)
+    return result
 
 
 def work_with_config(function, chunk) -> ChunkResult:

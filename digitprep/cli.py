@@ -171,7 +171,7 @@ def build(
                 on_start=progress.start,
                 on_progress=progress.advance,
             )
-        except (ValueError, FileNotFoundError) as exc:
+        except (ValueError, OSError) as exc:  # a missing source, a full disk, an unwritable --out
             raise click.ClickException(str(exc)) from None
     report_summary(summary, strict, "file(s)")
 

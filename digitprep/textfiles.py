@@ -8,6 +8,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,7 +70,17 @@ class AtomicWriter:
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
-        self.unsynced += len(data)
+        self._written(len(data))
+
+    def append_with(self, copy: Callable[[int], None], length: int) -> None:
+        """Append ``length`` bytes that ``copy(fd)`` writes straight to the file's descriptor, at
+        its current position (what is buffered here is written first)."""
+        self.file.flush()
+        copy(self.file.fileno())
+        self._written(length)
+
+    def _written(self, length: int) -> None:
+        self.unsynced += length
         if self.unsynced >= WRITEBACK_BYTES:
             self.file.flush()
             start_writeback(self.file.fileno())

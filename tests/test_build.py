@@ -120,6 +120,7 @@ def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch)
         "d_8.manifest.csv",
     ]
     assert outputs[0] == outputs[1] == outputs[2]
+    assert not list(in_tmp.glob(".d*"))  # no temporary files or worker spool left behind
 
 
 def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, monkeypatch):
@@ -311,3 +312,37 @@ def test_show_writes_a_contact_sheet(in_tmp):
     pixels, _, _ = read_onehot_csv(in_tmp / "s.csv")
     first_one = np.kron(pixels[0].reshape(20, 20), np.ones((2, 2), np.uint8))
     assert np.array_equal(sheet[44:84, 42:82], first_one)  # row of class 1, first tile
+
+
+def test_an_output_that_cannot_be_written_is_a_one_line_error(in_tmp, monkeypatch):
+    from digitprep.textfiles import AtomicWriter
+
+    good_folder(in_tmp / "src")
+    real_write = AtomicWriter.write
+
+    def full_disk(writer, data):  # the disk fills up when the CSV's rows come
+        if writer.path.name == "w.csv" and data.startswith(b"0,"):
+            raise OSError(28, "No space left on device")
+        real_write(writer, data)
+
+    monkeypatch.setattr(AtomicWriter, "write", full_disk)
+    result = run("src", "--size", 8, "--jobs", 1, "--out", "w.csv")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == "Error: [Errno 28] No space left on device"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]
+
+
+def test_cyclic_garbage_collection_is_paused_only_inside_a_build():
+    import gc
+
+    assert gc.isenabled()
+    with build_module.cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with build_module.cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

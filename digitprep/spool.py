@@ -1,0 +1,100 @@
+"""Output text handed from `digitprep build`'s workers to the main process through files.
+
+A chunk's CSV text (half a megabyte for 512 MNIST images at 20x20) sent back through the result
+pipe was copied five times in the main process: read from the pipe, gathered, unpickled, written,
+each into freshly mapped memory. That process shares the cores with the workers, so every copy
+there slows the whole run. Instead, each worker appends its text to a file of its own in a private
+folder beside the output (the spool) and sends back only where it put it; the main process then
+has the kernel copy that range into the output (``copy_file_range``), page cache to page cache.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+PART_BYTES = 1 << 20  # pieces of a range copied by reading and writing where the kernel cannot copy
+
+
+class Spooled(NamedTuple):
+    """Where a worker put a piece of text: ``length`` bytes at ``offset`` in the spool file ``part``."""
+
+    part: str
+    offset: int
+    length: int
+
+
+def make_spool(beside: Path) -> str:
+    """A new private folder for the spool files, beside ``beside`` (on its file system, so the
+    kernel can copy from one to the other), hidden like the outputs' temporary files."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f".{beside.name}.", suffix=".spool", dir=beside.parent)
+
+
+def remove_spool(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class SpoolWriter:
+    """A worker's side: text appended to the worker's own file in the spool folder."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.part = f"{os.getpid()}.part"
+        self.fd: int | None = None
+        self.size = 0
+
+    def put(self, data: bytes) -> Spooled:
+        if self.fd is None:  # created on first use: a worker that gets no chunk leaves no file
+            self.fd = os.open(os.path.join(self.folder, self.part), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        where = Spooled(self.part, self.size, len(data))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        return where
+
+
+class SpoolReader:
+    """The main process's side: spooled ranges copied into output files."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        self.parts: dict[str, int] = {}
+        self.kernel_copy = hasattr(os, "copy_file_range")
+
+    def copy(self, spooled: Spooled, target_fd: int) -> None:
+        """Append the spooled range to ``target_fd`` at its current position."""
+        source = self.parts.get(spooled.part)
+        if source is None:
+            source = self.parts[spooled.part] = os.open(os.path.join(self.folder, spooled.part), os.O_RDONLY)
+        offset, left = spooled.offset, spooled.length
+        while left and self.kernel_copy:
+            try:
+                copied = os.copy_file_range(source, target_fd, left, offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                self.kernel_copy = False  # a file system that cannot: read and write from now on
+                break
+            if copied == 0:
+                raise OSError(errno.EIO, f"spool file {spooled.part} is shorter than expected")
+            offset, left = offset + copied, left - copied
+        while left:
+            piece = os.pread(source, min(left, PART_BYTES), offset)
+            if not piece:
+                raise OSError(errno.EIO, f"spool file {spooled.part} is shorter than expected")
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(target_fd, view) :]
+            offset, left = offset + len(piece), left - len(piece)
+
+    def close(self) -> None:
+        for fd in self.parts.values():
+            os.close(fd)
+        self.parts.clear()
