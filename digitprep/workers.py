@@ -11,6 +11,7 @@ import multiprocessing
 import os
 
 WORKER_MODULE = "digitprep.chunkwork"  # imported by the workers only
+SERVER_EXIT_MODULE = "digitprep.serverexit"  # imported by the worker server only: it exits at once
 
 # Thread pools of the libraries under NumPy, kept to one thread in the workers: the pool already
 # runs one worker per core, and an OpenBLAS helper thread per worker spins between the small
@@ -28,7 +29,7 @@ def worker_context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", WORKER_MODULE])
+    context.set_forkserver_preload(["__main__", WORKER_MODULE, SERVER_EXIT_MODULE])
     return context
 
 
