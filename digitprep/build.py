@@ -12,11 +12,12 @@ import gc
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 
+from digitprep.chunkpool import WorkerPool
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.sources import Candidate, iter_candidates
@@ -86,40 +87,19 @@ def _init_worker(config: BuildConfig) -> None:
 
 @contextlib.contextmanager
 def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
-    """A pool of ``jobs`` worker processes, each given ``config`` by ``initializer``, or None for
-    ``jobs`` <= 1 (work in this process).
-
-    A ProcessPoolExecutor rather than multiprocessing.Pool: the Pool's worker-handler thread wakes
-    up whenever a result is waiting in its pipe, and with results of a megabyte each it spins,
-    costing this process (which competes with the workers for the cores) about 0.5 s of CPU on
-    MNIST. The executor's single manager thread reads each result itself.
-    """
+    """A pool of ``jobs`` worker processes (chunkpool), each given ``config`` by ``initializer``,
+    or None for ``jobs`` <= 1 (work in this process). On an error or an interrupt here the
+    workers are ended at once."""
     if jobs <= 1:
         yield None
         return
-    pool = ProcessPoolExecutor(jobs, mp_context=worker_context(), initializer=initializer, initargs=(config,))
-    _widen_result_pipe(pool)
+    pool = WorkerPool(jobs, worker_context(), initializer, config)
     try:
         yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-RESULT_PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged pipe
-
-
-def _widen_result_pipe(pool: ProcessPoolExecutor) -> None:
-    """Let the pipe that brings results back hold a whole chunk's result (half a megabyte for
-    512 MNIST images) instead of 64 KiB. With the default, a worker blocked per 64 KiB until
-    this process, which needs a core the workers are using, comes round to read the next part;
-    on two cores the workers then sat idle a tenth of the time. Best effort: the pipe is the
-    executor's own (a CPython detail) and the call is Linux's."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(pool._result_queue._reader.fileno(), fcntl.F_SETPIPE_SZ, RESULT_PIPE_BYTES)
-    except (AttributeError, ImportError, OSError):
-        pass
+    except BaseException:
+        pool.terminate()
+        raise
+    pool.close()
 
 
 def _work(columns: tuple[tuple, ...]) -> ChunkResult:
@@ -174,7 +154,7 @@ def process_all(chunks: Iterable[list[Candidate]], config: BuildConfig, pool) ->
         return run_chunks(list(chunks), process_chunk, config, None)
     # Sent as columns (paths, display paths, ...): a quarter of the pickling cost of named tuples,
     # in this process that competes with the workers for the cores.
-    return pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks))
+    return pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks), take_all=True)
 
 
 def run_chunks(
@@ -186,7 +166,7 @@ def run_chunks(
         for chunk in chunks:
             yield work(chunk, config)
         return
-    yield from pool.map(_run_task, [work] * len(chunks), chunks)
+    yield from pool.map(partial(_run_task, work), chunks)
 
 
 def build_dataset(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ from click.core import ParameterSource
 
 # No NumPy or OpenCV at the top: `build`'s main process only walks folders and writes files.
 from digitprep.build import BuildConfig, build_dataset, sidecar_path
+from digitprep.chunkpool import WorkerDied
 from digitprep.classes import parse_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, MNIST_BOX, TAGS, AugmentStrengths, NormalizeOptions, RenderConfig
 from digitprep.sources import LABEL_MODES
@@ -100,11 +100,11 @@ class Progress:
 @contextlib.contextmanager
 def worker_deaths():
     """A worker process that dies (killed, out of memory, a crash in native code) takes the pool
-    with it: one line instead of the executor's traceback. Only a run in this process can tell
+    with it: one line instead of a traceback. Only a run in this process can tell
     which file did it."""
     try:
         yield
-    except BrokenProcessPool as exc:
+    except WorkerDied as exc:
         reason = str(exc).rstrip(".")
         raise click.ClickException(f"a worker process died ({reason}); rerun with --jobs 1 to see which file") from None
 

@@ -10,6 +10,7 @@ from conftest import drawn_digit, write_image
 
 import digitprep.build as build_module
 from digitprep.build import BuildConfig, build_dataset
+from digitprep.chunkpool import RESULT_PIPE_BYTES
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
 from digitprep.normalize import NormalizeOptions, normalize
@@ -172,8 +173,8 @@ def test_the_pool_s_result_pipe_holds_a_whole_chunk_result():
     if not hasattr(fcntl, "F_GETPIPE_SZ"):
         pytest.skip("pipe sizes are Linux's")
     with build_module.worker_pool(BuildConfig((8,), tuple(range(10))), 2) as pool:
-        size = fcntl.fcntl(pool._result_queue._reader.fileno(), fcntl.F_GETPIPE_SZ)
-    assert size == build_module.RESULT_PIPE_BYTES
+        sizes = [fcntl.fcntl(worker.results.fileno(), fcntl.F_GETPIPE_SZ) for worker in pool.workers]
+    assert sizes == [RESULT_PIPE_BYTES] * 2
 
 
 def test_found_files_are_cut_into_chunks_across_folders_in_order():

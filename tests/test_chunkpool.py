@@ -1,0 +1,113 @@
+"""The worker pool: results in task order, errors and dead workers reported in the main process."""
+
+import multiprocessing
+import os
+import threading
+import time
+
+import pytest
+
+from digitprep.chunkpool import TASKS_IN_FLIGHT, WorkerDied, WorkerPool
+from digitprep.workers import worker_context
+
+_offset = 0
+
+
+def set_offset(config):
+    global _offset
+    _offset = config
+
+
+def slow_square(n):
+    time.sleep(0.002 * (n % 3))  # later tasks often finish first
+    return n * n + _offset
+
+
+def fail_on_five(n):
+    if n == 5:
+        raise ValueError(f"task {n} is bad")
+    return n
+
+
+class Unpicklable(Exception):
+    def __init__(self):
+        super().__init__("carries a lock")
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(n):
+    raise Unpicklable()
+
+
+def die_on_three(n):
+    if n == 3:
+        os._exit(70)
+    return n
+
+
+@pytest.fixture
+def fork():
+    return multiprocessing.get_context("fork")
+
+
+def test_results_come_back_in_task_order(fork):
+    pool = WorkerPool(2, fork, set_offset, 1000)
+    try:
+        assert list(pool.map(slow_square, range(40))) == [n * n + 1000 for n in range(40)]
+        assert list(pool.map(slow_square, [])) == []
+        assert list(pool.map(slow_square, iter(range(3)), take_all=True)) == [1000, 1001, 1004]
+    finally:
+        pool.close()
+    assert all(worker.process.exitcode == 0 for worker in pool.workers)
+
+
+def test_tasks_are_taken_as_workers_have_room_unless_all_are_asked_for(fork):
+    taken = []
+
+    def tasks():
+        for n in range(20):
+            taken.append(n)
+            yield n
+
+    pool = WorkerPool(2, fork, set_offset, 0)
+    try:
+        results = pool.map(slow_square, tasks())
+        assert len(taken) == 2 * TASKS_IN_FLIGHT  # handed out at once, before any result is asked for
+        assert next(results) == 0 and len(taken) < 20
+        taken.clear()
+        pool.map(slow_square, tasks(), take_all=True)
+        assert len(taken) == 20
+    finally:
+        pool.terminate()
+
+
+def test_an_exception_in_a_task_is_raised_here(fork):
+    pool = WorkerPool(2, fork, set_offset, 0)
+    try:
+        with pytest.raises(ValueError, match="task 5 is bad"):
+            list(pool.map(fail_on_five, range(10)))
+    finally:
+        pool.terminate()
+    pool = WorkerPool(1, fork, set_offset, 0)
+    try:
+        with pytest.raises(RuntimeError, match="carries a lock"):
+            list(pool.map(raise_unpicklable, range(2)))
+    finally:
+        pool.terminate()
+
+
+def test_a_worker_that_dies_is_reported(fork):
+    pool = WorkerPool(2, fork, set_offset, 0)
+    try:
+        with pytest.raises(WorkerDied, match="ended with exit code 70"):
+            list(pool.map(die_on_three, range(10)))
+    finally:
+        pool.terminate()
+
+
+def test_the_build_s_own_workers_start_from_the_worker_server():
+    pool = WorkerPool(2, worker_context(), set_offset, 7)
+    try:
+        assert list(pool.map(slow_square, range(5))) == [7, 8, 11, 16, 23]
+    finally:
+        pool.close()
