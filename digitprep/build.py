@@ -154,7 +154,13 @@ def process_all(chunks: Iterable[list[Candidate]], config: BuildConfig, pool) ->
         return run_chunks(list(chunks), process_chunk, config, None)
     # Sent as columns (paths, display paths, ...): a quarter of the pickling cost of named tuples,
     # in this process that competes with the workers for the cores.
-    return pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks), take_all=True)
+    return _then_stop(pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks), take_all=True), pool)
+
+
+def _then_stop(results: Iterator[ChunkResult], pool) -> Iterator[ChunkResult]:
+    """``results``, then the pool's workers told to end: they exit while the outputs are committed."""
+    yield from results
+    pool.stop()
 
 
 def run_chunks(

@@ -72,10 +72,15 @@ class WorkerPool:
                 yield done.pop(next_result)
                 next_result += 1
 
-    def close(self) -> None:
-        """Let the workers finish and end."""
+    def stop(self) -> None:
+        """Tell the workers to end once their tasks are done, without waiting for them: they
+        exit while this process goes on (committing the outputs, for build)."""
         for worker in self.workers:
             worker.stop()
+
+    def close(self) -> None:
+        """Let the workers finish and end."""
+        self.stop()
         for worker in self.workers:
             worker.process.join()
 
@@ -103,7 +108,10 @@ class _Worker:
         self.pending: list[int] = []
 
     def send(self, index: int, function: Callable, task) -> None:
-        self.tasks.send((function, task))
+        try:
+            self.tasks.send((function, task))
+        except OSError:  # a broken pipe: it has died
+            raise self._died() from None
         self.pending.append(index)
 
     def receive(self) -> tuple[int, object]:
@@ -111,18 +119,24 @@ class _Worker:
         try:
             outcome, value = self.results.recv()
         except (EOFError, OSError):
-            self.process.join()
-            raise WorkerDied(f"pid {self.process.pid} ended with exit code {self.process.exitcode}") from None
+            raise self._died() from None
         index = self.pending.pop(0)
         if outcome == "error":
             raise value
         return index, value
 
+    def _died(self) -> WorkerDied:
+        self.process.join(timeout=10)
+        return WorkerDied(f"pid {self.process.pid} ended with exit code {self.process.exitcode}")
+
     def stop(self) -> None:
+        if self.tasks.closed:
+            return
         try:
             self.tasks.send(None)
         except OSError:  # it has ended already
             pass
+        self.tasks.close()
 
 
 def _widen_pipe(connection: Connection) -> None:

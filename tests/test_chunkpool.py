@@ -111,3 +111,24 @@ def test_the_build_s_own_workers_start_from_the_worker_server():
         assert list(pool.map(slow_square, range(5))) == [7, 8, 11, 16, 23]
     finally:
         pool.close()
+
+
+def test_stopped_workers_end_once_their_tasks_are_done(fork):
+    pool = WorkerPool(2, fork, set_offset, 0)
+    results = list(pool.map(slow_square, range(6)))
+    pool.stop()
+    for worker in pool.workers:
+        worker.process.join(timeout=30)
+    assert results == [n * n for n in range(6)]
+    assert [worker.process.exitcode for worker in pool.workers] == [0, 0]
+    pool.close()  # after stop: nothing left to do but join
+
+
+def test_a_task_for_a_worker_that_has_died_is_reported(fork):
+    pool = WorkerPool(1, fork, set_offset, 0)
+    worker = pool.workers[0]
+    worker.process.terminate()
+    worker.process.join()
+    with pytest.raises(WorkerDied, match="ended with exit code -15"):
+        worker.send(0, slow_square, 1)
+    pool.close()
