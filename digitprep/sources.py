@@ -29,9 +29,10 @@ class Candidate(NamedTuple):
 
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
-# A number without leading zeros and an extension: for a folder of only such names of one
-# extension, natural order is order by length, then by text (two sorts in C, no key per name).
-_PLAIN_NUMBER_NAME = re.compile(r"(?:[1-9]\d*|0)\.\w+")
+# Names that are numbers without leading zeros, all with one extension ('7.png', '12.png'), one per
+# line: for such a folder natural order is order by length, then by text (two sorts in C, no key
+# per name), and its extension alone tells whether its files are images.
+_PLAIN_NUMBER_LINES = re.compile(r"(?:[1-9]\d*|0)\.(\w+)\n(?:(?:[1-9]\d*|0)\.\1\n)*")
 
 
 def natural_key(text: str) -> list:
@@ -41,10 +42,24 @@ def natural_key(text: str) -> list:
     return parts
 
 
-def natural_sorted(names: list[str]) -> list[str]:
-    """``names`` in natural order; names equal as numbers ('7.png', '07.png') in text order."""
+def plain_extension(names: list[str]) -> str | None:
+    """The extension of ``names`` when every one is a number without leading zeros followed by
+    that one extension, else None. One regular expression over all the names: folders hold tens
+    of thousands of them."""
+    lines = "\n".join(names) + "\n"
+    if not names or lines.count("\n") != len(names):  # a name with a line break in it
+        return None
+    match = _PLAIN_NUMBER_LINES.fullmatch(lines)
+    return match.group(1) if match else None
+
+
+def natural_sorted(names: list[str], plain: bool | None = None) -> list[str]:
+    """``names`` in natural order; names equal as numbers ('7.png', '07.png') in text order.
+    ``plain``: whether ``plain_extension(names)`` finds one, when the caller knows already."""
     ordered = sorted(names)
-    if all(map(_PLAIN_NUMBER_NAME.fullmatch, ordered)) and len({name.rpartition(".")[2] for name in ordered}) <= 1:
+    if plain is None:
+        plain = plain_extension(ordered) is not None
+    if plain:
         ordered.sort(key=len)
     else:
         ordered.sort(key=natural_key)
@@ -66,17 +81,23 @@ def walk_images(folder: str, display: str) -> Iterator[Listing]:
     with subfolders walked where they fall in it. Works on whole folders, not on each file: data
     sets have tens of thousands of files."""
     with os.scandir(folder) as scan:
-        entries = {entry.name: entry for entry in scan}
+        found = list(scan)
+    every_name = [entry.name for entry in found]
     base = os.path.join(folder, "")
     prefix = f"{display}/" if display != "." else ""
     parent = os.path.basename(folder)
-    ordered = natural_sorted(list(entries))
-    special = {name for name, entry in entries.items() if entry.is_dir(follow_symlinks=False) or entry.is_symlink()}
+    extension = plain_extension(every_name)
+    ordered = natural_sorted(every_name, extension is not None)
+    special = {entry.name for entry in found if not entry.is_file(follow_symlinks=False)}
     if not special:  # the usual folder: files only, so its images are all there is to it
-        images = [name for name in ordered if name.lower().endswith(IMAGE_SUFFIXES)]
+        if extension is not None:  # numbered files of one extension: all images or none
+            images = ordered if f".{extension}".lower().endswith(IMAGE_SUFFIXES) else []
+        else:
+            images = [name for name in ordered if name.lower().endswith(IMAGE_SUFFIXES)]
         if images:
             yield Listing(base, prefix, parent, images, [None] * len(images))
         return
+    entries = {entry.name: entry for entry in found}
     names: list[str] = []
     problems: list[str | None] = []
     for name in ordered:

@@ -55,3 +55,28 @@ def test_label_outside_classes_and_odd_entries_are_problems(tmp_path):
         "dir.png": "is a directory, not an image",
         "a.png": "label 9 is not in the class set",
     }
+
+
+def test_numbered_folders_are_recognised_whole_and_keep_natural_order(tmp_path):
+    from digitprep.sources import natural_key, natural_sorted, plain_extension
+
+    assert plain_extension(["10.png", "2.png", "0.png"]) == "png"
+    assert plain_extension(["10.png", "2.PNG"]) is None  # two extensions
+    assert plain_extension(["10.png", "02.png"]) is None  # a leading zero
+    assert plain_extension(["10.png", "a2.png"]) is None
+    assert plain_extension(["1.png\n2.png"]) is None  # a line break in a name is no separator
+    assert plain_extension([]) is None
+    names = ["10.txt", "9.txt", "100.txt", "0.txt", "11.txt"]
+    assert natural_sorted(names) == ["0.txt", "9.txt", "10.txt", "11.txt", "100.txt"]
+    mixed = ["b10.png", "b9.png", "07.png", "7.png", "a.png"]
+    assert natural_sorted(mixed) == sorted(sorted(mixed), key=natural_key)
+    assert natural_sorted(mixed) == ["07.png", "7.png", "a.png", "b9.png", "b10.png"]
+
+
+def test_a_numbered_folder_of_other_files_gives_no_images(tmp_path):
+    for name in ["1.txt", "2.txt", "3.TXT"]:
+        touch(tmp_path / "5" / name)
+    for name in ["2.JPG", "10.JPG"]:
+        touch(tmp_path / "6" / name)
+    found = find_candidates([tmp_path], "folder")
+    assert [os.path.relpath(c.path, tmp_path) for c in found] == ["6/2.JPG", "6/10.JPG"]
