@@ -20,7 +20,7 @@ from pathlib import Path
 from digitprep.chunkpool import WorkerPool
 from digitprep.classes import format_classes
 from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
-from digitprep.sources import Candidate, iter_candidates
+from digitprep.sources import FolderRun, label_pattern, run_candidates, walk_sources
 from digitprep.spool import Spooled, SpoolReader, make_spool, remove_spool
 from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
 from digitprep.workers import start_worker_server, worker_context
@@ -41,6 +41,8 @@ class BuildConfig:
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     spool: str | None = None  # the folder where workers leave their output text (spool.py)
+    labels: str = "auto"  # how workers label the files they are sent (sources.run_candidates)
+    pattern: str | None = None
 
 
 @dataclass
@@ -102,10 +104,10 @@ def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
     pool.close()
 
 
-def _work(columns: tuple[tuple, ...]) -> ChunkResult:
+def _work(runs: list[FolderRun]) -> ChunkResult:
     from digitprep.chunkwork import work
 
-    return work(list(map(Candidate._make, zip(*columns))))
+    return work(runs)
 
 
 def _run_task(work: Callable, chunk) -> ChunkResult:
@@ -115,46 +117,50 @@ def _run_task(work: Callable, chunk) -> ChunkResult:
 
 
 class FoundChunks:
-    """The files found under the sources in chunks of ``size``, cut as the folders are walked
-    (``iter_candidates``); ``files`` counts those handed out so far."""
+    """The files found under the sources (FolderRuns, ``walk_sources``) in chunks of ``size``
+    files, cut as the folders are walked; ``files`` counts those handed out so far."""
 
-    def __init__(self, listings: Iterator[list[Candidate]], size: int):
+    def __init__(self, runs: Iterator[FolderRun], size: int):
         self.files = 0
-        self._chunks = self._cut(listings, size)
+        self._chunks = self._cut(runs, size)
 
-    def _cut(self, listings: Iterator[list[Candidate]], size: int) -> Iterator[list[Candidate]]:
-        pending: list[Candidate] = []
-        for found in listings:
-            pending += found
-            if len(pending) >= size:
-                cut = len(pending) - len(pending) % size
-                for start in range(0, cut, size):
+    def _cut(self, runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]:
+        chunk: list[FolderRun] = []
+        room = size
+        for run in runs:
+            start = 0
+            while start < run.size:
+                taken = min(room, run.size - start)
+                chunk.append(run.part(start, start + taken))
+                start, room = start + taken, room - taken
+                if room == 0:
                     self.files += size
-                    yield pending[start : start + size]
-                pending = pending[cut:]
-        if pending:
-            self.files += len(pending)
-            yield pending
+                    yield chunk
+                    chunk, room = [], size
+        if chunk:
+            self.files += size - room
+            yield chunk
 
-    def __iter__(self) -> Iterator[list[Candidate]]:
+    def __iter__(self) -> Iterator[list[FolderRun]]:
         return self._chunks
 
-    def take(self, count: int) -> list[list[Candidate]]:
+    def take(self, count: int) -> list[list[FolderRun]]:
         """The next ``count`` chunks (fewer when the files run out)."""
         return list(islice(self._chunks, count))
 
 
-def process_all(chunks: Iterable[list[Candidate]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
+def process_all(chunks: Iterable[list[FolderRun]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None).
     With a pool, every chunk is handed out before this returns: folders still to be walked
-    (``chunks`` may be lazy) are walked while the workers start on the first chunks."""
+    (``chunks`` may be lazy) are walked while the workers start on the first chunks. The workers
+    label the files themselves: this process, which competes with them for the cores, only walks
+    the folders and sends each chunk as a few folder paths and file names."""
     if pool is None:
         from digitprep.chunkwork import process_chunk  # NumPy and OpenCV in this process after all
 
-        return run_chunks(list(chunks), process_chunk, config, None)
-    # Sent as columns (paths, display paths, ...): a quarter of the pickling cost of named tuples,
-    # in this process that competes with the workers for the cores.
-    return _then_stop(pool.map(_work, (tuple(zip(*chunk)) for chunk in chunks), take_all=True), pool)
+        labelled = [run_candidates(chunk, config.labels, config.pattern, config.classes) for chunk in chunks]
+        return run_chunks(labelled, process_chunk, config, None)
+    return _then_stop(pool.map(_work, chunks, take_all=True), pool)
 
 
 def _then_stop(results: Iterator[ChunkResult], pool) -> Iterator[ChunkResult]:
@@ -193,8 +199,10 @@ def build_dataset(
     jobs = jobs or os.cpu_count() or 1
     if jobs > 1:
         start_worker_server()  # its imports overlap the walk through the folders
+    label_pattern(pattern)  # a bad pattern is an error before any folder is walked
+    config = replace(config, labels=label_mode, pattern=pattern)
     with cyclic_gc_paused():
-        chunks = FoundChunks(iter_candidates(sources, label_mode, pattern, config.classes, origin), CHUNK_FILES)
+        chunks = FoundChunks(walk_sources(sources, origin), CHUNK_FILES)
         # Walked before the pool starts: creating it waits for the worker server, which is
         # importing NumPy and OpenCV meanwhile. 200 chunks take about as long to find.
         first = chunks.take(WALK_AHEAD_CHUNKS)

@@ -21,7 +21,7 @@ from digitprep.csvio import encode_onehot_rows
 from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import ImageTooLarge, normalize_stack
 from digitprep.pngbatch import PNG_HEAD, simple_png_stacks
-from digitprep.sources import Candidate
+from digitprep.sources import Candidate, FolderRun, run_candidates
 from digitprep.spool import SpoolWriter
 
 READ_BYTES = 1 << 16  # one read takes a whole small image; larger files take more
@@ -288,9 +288,11 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def work(candidates: list[Candidate]) -> ChunkResult:
-    """One chunk in a worker process set up by ``init_worker``; its text left in the spool."""
-    result = process_chunk(candidates, _worker_config)
+def work(runs: list[FolderRun]) -> ChunkResult:
+    """One chunk of `build`'s files in a worker process set up by ``init_worker``: labelled here,
+    then made into rows; its text left in the spool."""
+    config = _worker_config
+    result = process_chunk(run_candidates(runs, config.labels, config.pattern, config.classes), config)
     if _spool is not None:
         result.csv_lines = [_spool.put(lines) for lines in result.csv_lines]
         result.manifest_lines = _spool.put(result.manifest_lines)

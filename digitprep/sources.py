@@ -169,19 +169,51 @@ def iter_candidates(
     """``find_candidates``' files a folder's listing at a time, found as they are taken, so work on
     the first can start while the rest are walked. The sources and the pattern are checked here,
     before any folder is walked."""
+    compiled = label_pattern(pattern)
+    runs = walk_sources(sources, origin)
+    return (labelled_candidates(listing, run_origin, mode, compiled, classes) for listing, run_origin in runs)
+
+
+class FolderRun(NamedTuple):
+    """Consecutive image files of one folder (a Listing, or a slice of one) and their origin: how
+    `build` sends files to its workers, which label them (``run_candidates``). A few names and
+    two paths per folder instead of two paths per file."""
+
+    listing: Listing
+    origin: str
+
+    @property
+    def size(self) -> int:
+        """The number of files in the run."""
+        return len(self.listing.names)
+
+    def part(self, start: int, stop: int) -> FolderRun:
+        """Files ``start`` to ``stop`` of the run."""
+        names, problems = self.listing.names, self.listing.problems
+        if start == 0 and stop >= len(names):
+            return self
+        return FolderRun(self.listing._replace(names=names[start:stop], problems=problems[start:stop]), self.origin)
+
+
+def label_pattern(pattern: str | None) -> re.Pattern | None:
+    """``--pattern`` compiled, or a ValueError naming what it lacks."""
     compiled = re.compile(pattern) if pattern else None
     if compiled is not None and "label" not in compiled.groupindex:
         raise ValueError("--pattern needs a named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
+    return compiled
+
+
+def walk_sources(sources: list[Path], origin: str | None = None) -> Iterator[FolderRun]:
+    """Every image file under the sources as FolderRuns in the order of ``find_candidates``,
+    found as they are taken. The sources are checked here, before any folder is walked."""
     sources = [Path(source) for source in sources]
     for source in sources:
         if not source.exists():
             raise FileNotFoundError(f"{source}: no such file or folder")
-    return _walk_sources(sources, mode, compiled, classes, origin)
+    return _walk_sources(sources, origin)
 
 
-def _walk_sources(
-    sources: list[Path], mode: str, pattern: re.Pattern | None, classes: tuple[int, ...], origin: str | None
-) -> Iterator[list[Candidate]]:
+def _walk_sources(sources: list[Path], origin: str | None) -> Iterator[FolderRun]:
     for source in sources:
         resolved = source.resolve()
         source_origin = origin or (resolved.name if source.is_dir() else resolved.parent.name)
@@ -193,7 +225,17 @@ def _walk_sources(
             shown_folder = display[: len(display) - len(name)]
             listings = [Listing(folder + os.sep if folder else "", shown_folder, resolved.parent.name, [name], [None])]
         for listing in listings:
-            yield labelled_candidates(listing, source_origin, mode, pattern, classes)
+            yield FolderRun(listing, source_origin)
+
+
+def run_candidates(
+    runs: list[FolderRun], mode: str, pattern: str | None, classes: tuple[int, ...]
+) -> list[Candidate]:
+    """The labelled Candidates of FolderRuns, in order."""
+    compiled = re.compile(pattern) if pattern else None  # re caches the compiled pattern
+    return [
+        candidate for run in runs for candidate in labelled_candidates(run.listing, run.origin, mode, compiled, classes)
+    ]
 
 
 def labelled_candidates(

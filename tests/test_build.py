@@ -178,10 +178,33 @@ def test_the_pool_s_result_pipe_holds_a_whole_chunk_result():
 
 
 def test_found_files_are_cut_into_chunks_across_folders_in_order():
-    listings = [list(range(0, 3)), [], list(range(3, 8)), [8], list(range(9, 20))]
-    chunks = build_module.FoundChunks(iter(listings), 4)
-    assert chunks.take(2) == [[0, 1, 2, 3], [4, 5, 6, 7]] and chunks.files == 8
-    assert list(chunks) == [[8, 9, 10, 11], [12, 13, 14, 15], [16, 17, 18, 19]] and chunks.files == 20
+    from digitprep.sources import FolderRun, Listing
+
+    sizes = [3, 0, 5, 1, 11]
+    runs, first = [], 0
+    for folder, size in enumerate(sizes):
+        names = [f"{n}.png" for n in range(first, first + size)]
+        runs.append(FolderRun(Listing(f"f{folder}/", f"f{folder}/", str(folder), names, [None] * size), "o"))
+        first += size
+
+    def files(chunk):
+        return [run.listing.base + name for run in chunk for name in run.listing.names]
+
+    chunks = build_module.FoundChunks(iter(runs), 4)
+    taken = chunks.take(2)
+    assert [files(c) for c in taken] == [
+        ["f0/0.png", "f0/1.png", "f0/2.png", "f2/3.png"],
+        ["f2/4.png", "f2/5.png", "f2/6.png", "f2/7.png"],
+    ]
+    assert chunks.files == 8 and taken[0][0] is runs[0]  # a whole folder goes as it is
+    rest = list(chunks)
+    assert [files(c) for c in rest] == [
+        ["f3/8.png", "f4/9.png", "f4/10.png", "f4/11.png"],
+        [f"f4/{n}.png" for n in range(12, 16)],
+        [f"f4/{n}.png" for n in range(16, 20)],
+    ]
+    assert chunks.files == 20
+    assert all(len(run.listing.problems) == run.size for chunk in taken + rest for run in chunk)
     assert build_module.FoundChunks(iter([]), 4).take(2) == []
 
 
