@@ -179,28 +179,61 @@ def deskew(stack: np.ndarray) -> np.ndarray:
     return _remap_stack(stack, source_x, np.broadcast_to(np.arange(height), (n, height)))
 
 
-def deskew_ink(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def deskew_ink(stack: np.ndarray, boxes: np.ndarray, centres: tuple | None = None) -> np.ndarray:
     """Each image's ink box (ink outside it already zeroed, ``keep_inside``) cut out and sheared
     upright about its centre of mass, x_out = x - skew * (y - cy), with linear interpolation.
+    ``centres``: (cy, skew) of the stack when the caller has them (``centres_and_skews``).
 
     Only the box is sheared, onto a canvas as tall as the tallest box and as wide as the widest
     sheared box plus a pixel of interpolation fringe each side: for MNIST a third of the pixels
     of shearing the whole image onto a canvas widened for the worst slant. Each image starts at
     a whole pixel of its own, so its sheared values do not depend on the other images."""
-    _, cy, skew = centres_and_skews(stack)
-    x0, y0, w, h = boxes.T
+    cy, skew = centres if centres is not None else centres_and_skews(stack)[1:]
+    y0, h = boxes[:, 1], boxes[:, 3]
     rows = int(h.max())
-    # Source row y moves left by s(y) = skew * (y - cy); s is linear in y, so its extremes over
-    # the box are at the first and last rows.
-    s_first, s_last = skew * (y0 - cy), skew * (y0 + h - 1 - cy)
-    left = np.floor(x0 - np.maximum(s_first, s_last)).astype(np.int64) - 1
-    right = np.ceil(x0 + w - np.minimum(s_first, s_last)).astype(np.int64) + 1
+    left, right = sheared_columns(boxes, cy, skew)
     columns = int((right - left).max())
     r = np.arange(rows)[None, :]
     shear = skew[:, None] * (y0[:, None] + r - cy[:, None])  # (n, rows) s(y) of each canvas row
     source_x = np.arange(columns, dtype=np.float32) + (left[:, None] + shear).astype(np.float32)[..., None]
     # Rows past an image's box read nothing (0), not the rows under it.
     return _remap_stack(stack, source_x, np.where(r < h[:, None], y0[:, None] + r, -1))
+
+
+def sheared_columns(boxes: np.ndarray, cy: np.ndarray, skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right): the columns of each image's ink box once sheared, with a pixel of
+    interpolation fringe each side, as whole pixels of the source image."""
+    x0, y0, w, h = boxes.T
+    # Source row y moves left by s(y) = skew * (y - cy); s is linear in y, so its extremes over
+    # the box are at the first and last rows.
+    s_first, s_last = skew * (y0 - cy), skew * (y0 + h - 1 - cy)
+    left = np.floor(x0 - np.maximum(s_first, s_last)).astype(np.int64) - 1
+    right = np.ceil(x0 + w - np.minimum(s_first, s_last)).astype(np.int64) + 1
+    return left, right
+
+
+SPLIT_CANVAS_IMAGES = 64  # stacks at least this large are sheared onto two canvases
+
+
+def deskew_groups(stack: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``deskew_ink`` for a stack, as (members, sheared images) groups: a large stack goes onto
+    two canvases, one as wide as the median image needs and one for the rest. The canvas is as
+    wide as its widest image, and a few strongly slanted digits widened MNIST's to 39 columns
+    where half the images need 24 or fewer; every later step costs by the canvas's pixels. An
+    image's values do not depend on its canvas (``deskew_ink``)."""
+    _, cy, skew = centres_and_skews(stack)
+    everyone = np.arange(len(stack))
+    if len(stack) < SPLIT_CANVAS_IMAGES:
+        return [(everyone, deskew_ink(stack, boxes, (cy, skew)))]
+    left, right = sheared_columns(boxes, cy, skew)
+    needed = right - left
+    narrow = needed <= np.median(needed)
+    if narrow.all():
+        return [(everyone, deskew_ink(stack, boxes, (cy, skew)))]
+    groups = []
+    for members in (np.flatnonzero(narrow), np.flatnonzero(~narrow)):
+        groups.append((members, deskew_ink(stack[members], boxes[members], (cy[members], skew[members]))))
+    return groups
 
 
 def _remap_stack(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarray) -> np.ndarray:
@@ -347,10 +380,14 @@ def normalize_stack(
         boxes, specked = ink_boxes_and_specks(ink)
         if specked.any():  # ink outside the box is specks only: images without any keep theirs
             ink[specked] = keep_inside(ink[specked], boxes[specked])
-        if options.deskew:
-            ink = deskew_ink(ink, boxes)
-            boxes = bounding_boxes(ink)  # specks are gone already: a plain bounding box will do
-        return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
+        if not options.deskew:
+            return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
+        fitted = [np.empty((len(ink), size, size), np.uint8) for size in sizes]
+        for members, sheared in deskew_groups(ink, boxes):
+            sheared_boxes = bounding_boxes(sheared)  # specks are gone already: a plain box will do
+            for out, size in zip(fitted, sizes):
+                out[members] = fit_and_center(sheared, sheared_boxes, size, options.box)
+        return fitted, blank
     if options.deskew:
         ink = deskew(ink)
     n, height, width = ink.shape

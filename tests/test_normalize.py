@@ -7,11 +7,13 @@ from conftest import drawn_digit
 
 from digitprep.normalize import (
     REMAP_LIMIT,
+    SPLIT_CANVAS_IMAGES,
     BlankImage,
     ImageTooLarge,
     NormalizeOptions,
     crop_to_ink,
     deskew,
+    deskew_groups,
     deskew_ink,
     fit_and_center,
     ink_bbox,
@@ -179,6 +181,26 @@ def test_each_image_is_deskewed_as_if_alone_whatever_the_stack():
         assert abs(skew_of(result)) < 0.02
     stacks, blank = normalize_stack(varied, (20,), NormalizeOptions(deskew=True, center=True))
     assert not blank.any() and len(stacks[0]) == 260
+
+
+def test_a_large_stack_is_sheared_onto_a_narrow_and_a_wide_canvas_each_image_as_if_alone():
+    slopes = (0.0, 0.05, 0.1, 0.5, -0.6)  # most need a narrow canvas, a few a much wider one
+    varied = slanted_bars(2 * SPLIT_CANVAS_IMAGES, height=40, width=40, slopes=slopes)
+    boxes = ink_boxes(varied)
+    groups = deskew_groups(varied, boxes)
+    assert len(groups) == 2
+    (narrow, narrow_canvas), (wide, wide_canvas) = groups
+    assert sorted(np.concatenate((narrow, wide)).tolist()) == list(range(len(varied)))
+    assert narrow_canvas.shape[2] < wide_canvas.shape[2] and len(narrow) >= len(wide)
+    for members, canvas in groups:
+        for position, result in zip(members, canvas):
+            alone = deskew_ink(varied[position][None], boxes[position][None])[0]
+            rows, columns = alone.shape
+            assert np.array_equal(result[:rows, :columns], alone)
+            assert not result[rows:].any() and not result[:, columns:].any()
+    few = varied[: SPLIT_CANVAS_IMAGES - 1]  # a small stack: one canvas
+    ((members, canvas),) = deskew_groups(few, boxes[: len(few)])
+    assert members.tolist() == list(range(len(few))) and np.array_equal(canvas, deskew_ink(few, boxes[: len(few)]))
 
 
 def test_an_image_taller_than_opencv_remaps_is_refused_by_deskew():
