@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -285,6 +284,8 @@ def write_outputs(
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
             on_progress(result.written + len(result.errors))
+        import json  # here: the worker server imports this module too, and never writes JSON
+
         counts = {"rows": summary.written, "skipped": summary.skipped}
         for writer, size in zip(writers["build"], config.sizes):
             writer.write((json.dumps({**record, **counts, "size": size}, indent=2, sort_keys=True) + "\n").encode())

@@ -14,7 +14,6 @@ raised by a task is raised again here.
 from __future__ import annotations
 
 import os
-import traceback
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from multiprocessing.connection import Connection, wait
@@ -176,6 +175,7 @@ def _serve(tasks: Connection, results: Connection, initializer: Callable, config
 def _portable(exc: Exception) -> Exception:
     """The exception, or a RuntimeError with its text where it cannot be pickled."""
     import pickle
+    import traceback
 
     try:
         pickle.loads(pickle.dumps(exc))

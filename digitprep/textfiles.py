@@ -9,7 +9,6 @@ import io
 import os
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from digitprep.classes import onehot_column_names
@@ -111,6 +110,8 @@ def commit_all(writers: list[AtomicWriter]) -> None:
     """Commit several files: each is synced to disk in a thread of its own (fsync releases the
     GIL, and the file system gathers the syncs into one journal commit instead of one each), then
     each is renamed into place, in order."""
+    from concurrent.futures import ThreadPoolExecutor  # here: the worker server imports this module
+
     try:
         with ThreadPoolExecutor(max(1, len(writers))) as pool:
             list(pool.map(AtomicWriter.finish, writers))
