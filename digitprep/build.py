@@ -150,8 +150,8 @@ class FoundChunks:
 
 def process_all(chunks: Iterable[list[FolderRun]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None).
-    With a pool, every chunk is handed out before this returns: folders still to be walked
-    (``chunks`` may be lazy) are walked while the workers start on the first chunks. The workers
+    With a pool, the first chunks go out and every chunk is found before this returns: folders
+    still to be walked (``chunks`` may be lazy) are walked while the workers start. The workers
     label the files themselves: this process, which competes with them for the cores, only walks
     the folders and sends each chunk as a few folder paths and file names."""
     if pool is None:

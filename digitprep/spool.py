@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 PART_BYTES = 1 << 20  # pieces of a range copied by reading and writing where the kernel cannot copy
+FILE_LIMIT = 64 << 20  # a worker starts a new spool file past this; the main process deletes used ones
 
 
 class Spooled(NamedTuple):
@@ -41,23 +42,35 @@ def remove_spool(folder: str) -> None:
 
 
 class SpoolWriter:
-    """A worker's side: text appended to the worker's own file in the spool folder."""
+    """A worker's side: text appended to the worker's own files in the spool folder, a new file
+    every FILE_LIMIT bytes so that the main process can delete the ones it has copied (the spool
+    then takes a few of them on disk, not a second copy of the whole output)."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, file_limit: int = FILE_LIMIT):
         self.folder = folder
-        self.part = f"{os.getpid()}.part"
+        self.file_limit = file_limit
+        self.serial = 0
         self.fd: int | None = None
         self.size = 0
 
     def put(self, data: bytes) -> Spooled:
+        if self.fd is not None and self.size >= self.file_limit:
+            os.close(self.fd)
+            self.fd, self.serial, self.size = None, self.serial + 1, 0
         if self.fd is None:  # created on first use: a worker that gets no chunk leaves no file
-            self.fd = os.open(os.path.join(self.folder, self.part), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            self.fd = os.open(os.path.join(self.folder, self.part), flags, 0o600)
         where = Spooled(self.part, self.size, len(data))
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
         self.size += len(data)
         return where
+
+    @property
+    def part(self) -> str:
+        """The current file's name: the worker's pid, then the file's serial number."""
+        return f"{os.getpid()}-{self.serial}.part"
 
 
 class SpoolReader:
@@ -69,9 +82,12 @@ class SpoolReader:
         self.kernel_copy = hasattr(os, "copy_file_range")
 
     def copy(self, spooled: Spooled, target_fd: int) -> None:
-        """Append the spooled range to ``target_fd`` at its current position."""
+        """Append the spooled range to ``target_fd`` at its current position. A worker's ranges
+        come in the order it wrote them: once one comes from its next file, the previous file
+        has been copied whole and is deleted."""
         source = self.parts.get(spooled.part)
         if source is None:
+            self._drop_earlier_parts(spooled.part)
             source = self.parts[spooled.part] = os.open(os.path.join(self.folder, spooled.part), os.O_RDONLY)
         offset, left = spooled.offset, spooled.length
         while left and self.kernel_copy:
@@ -93,6 +109,12 @@ class SpoolReader:
             while view:
                 view = view[os.write(target_fd, view) :]
             offset, left = offset + len(piece), left - len(piece)
+
+    def _drop_earlier_parts(self, part: str) -> None:
+        worker = part.split("-", 1)[0]
+        for earlier in [name for name in self.parts if name.split("-", 1)[0] == worker]:
+            os.close(self.parts.pop(earlier))
+            os.unlink(os.path.join(self.folder, earlier))
 
     def close(self) -> None:
         for fd in self.parts.values():
