@@ -1,5 +1,6 @@
 """The worker pool: results in task order, errors and dead workers reported in the main process."""
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -50,6 +51,15 @@ def fork():
     return multiprocessing.get_context("fork")
 
 
+@contextlib.contextmanager
+def ended_after(pool):
+    """The pool, its workers ended whatever the test's outcome."""
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+
+
 def test_results_come_back_in_task_order(fork):
     pool = WorkerPool(2, fork, set_offset, 1000)
     try:
@@ -69,40 +79,25 @@ def test_tasks_are_taken_as_workers_have_room_unless_all_are_asked_for(fork):
             taken.append(n)
             yield n
 
-    pool = WorkerPool(2, fork, set_offset, 0)
-    try:
+    with ended_after(WorkerPool(2, fork, set_offset, 0)) as pool:
         results = pool.map(slow_square, tasks())
         assert len(taken) == 2 * TASKS_IN_FLIGHT  # handed out at once, before any result is asked for
         assert next(results) == 0 and len(taken) < 20
         taken.clear()
         pool.map(slow_square, tasks(), take_all=True)
         assert len(taken) == 20
-    finally:
-        pool.terminate()
 
 
 def test_an_exception_in_a_task_is_raised_here(fork):
-    pool = WorkerPool(2, fork, set_offset, 0)
-    try:
-        with pytest.raises(ValueError, match="task 5 is bad"):
-            list(pool.map(fail_on_five, range(10)))
-    finally:
-        pool.terminate()
-    pool = WorkerPool(1, fork, set_offset, 0)
-    try:
-        with pytest.raises(RuntimeError, match="carries a lock"):
-            list(pool.map(raise_unpicklable, range(2)))
-    finally:
-        pool.terminate()
+    with ended_after(WorkerPool(2, fork, set_offset, 0)) as pool, pytest.raises(ValueError, match="task 5 is bad"):
+        list(pool.map(fail_on_five, range(10)))
+    with ended_after(WorkerPool(1, fork, set_offset, 0)) as pool, pytest.raises(RuntimeError, match="carries a lock"):
+        list(pool.map(raise_unpicklable, range(2)))
 
 
 def test_a_worker_that_dies_is_reported(fork):
-    pool = WorkerPool(2, fork, set_offset, 0)
-    try:
-        with pytest.raises(WorkerDied, match="ended with exit code 70"):
-            list(pool.map(die_on_three, range(10)))
-    finally:
-        pool.terminate()
+    with ended_after(WorkerPool(2, fork, set_offset, 0)) as pool, pytest.raises(WorkerDied, match="exit code 70"):
+        list(pool.map(die_on_three, range(10)))
 
 
 def test_the_build_s_own_workers_start_from_the_worker_server():
