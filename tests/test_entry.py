@@ -20,15 +20,15 @@ def test_only_a_multi_process_build_starts_the_worker_server_early():
 
 
 def test_python_dash_m_digitprep_builds_through_the_entry(tmp_path):
-    for i in range(600):  # more than one chunk (CHUNK_FILES): the worker pool is used
+    for i in range(2100):  # more than one chunk (CHUNK_FILES): the worker pool is used
         image = np.zeros((12, 12), np.uint8)
         image[2:10, 3 + i % 4 : 6 + i % 4] = 255
         write_image(tmp_path / "src" / str(i % 10) / f"{i}.png", image)
     command = [sys.executable, "-m", "digitprep", "build", "src", "--size", "8", "--jobs", "2", "--out", "d.csv"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "wrote 600 rows" in result.stderr
-    assert len((tmp_path / "d.csv").read_text().splitlines()) == 601
+    assert "wrote 2100 rows" in result.stderr
+    assert len((tmp_path / "d.csv").read_text().splitlines()) == 2101
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # the workers' spool is gone too
         ["src", "d.csv", "d.manifest.csv", "d.errors.csv", "d.build.json"]
     )
