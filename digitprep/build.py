@@ -120,28 +120,27 @@ def _run_task(work: Callable, chunk) -> ChunkResult:
 
 class FoundChunks:
     """The files found under the sources (FolderRuns, ``walk_sources``) in chunks of ``size``
-    files, cut as the folders are walked; ``files`` counts those handed out so far."""
+    files, cut as the folders are walked; ``files`` counts those handed out so far.
+
+    The last two chunks are held back until more files come, so that the final files go out in
+    quarter chunks: the workers then finish within a quarter chunk of each other instead of one
+    waiting up to a whole chunk for the other."""
 
     def __init__(self, runs: Iterator[FolderRun], size: int):
         self.files = 0
         self._chunks = self._cut(runs, size)
 
     def _cut(self, runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]:
-        chunk: list[FolderRun] = []
-        room = size
-        for run in runs:
-            start = 0
-            while start < run.size:
-                taken = min(room, run.size - start)
-                chunk.append(run.part(start, start + taken))
-                start, room = start + taken, room - taken
-                if room == 0:
-                    self.files += size
-                    yield chunk
-                    chunk, room = [], size
-        if chunk:
-            self.files += size - room
-            yield chunk
+        held: list[list[FolderRun]] = []
+        for chunk in _cut_runs(runs, size):
+            held.append(chunk)
+            if len(held) > 2:
+                self.files += size
+                yield held.pop(0)
+        last = (run for chunk in held for run in chunk)
+        for quarter in _cut_runs(last, max(1, size // 4)):
+            self.files += sum(run.size for run in quarter)
+            yield quarter
 
     def __iter__(self) -> Iterator[list[FolderRun]]:
         return self._chunks
@@ -149,6 +148,23 @@ class FoundChunks:
     def take(self, count: int) -> list[list[FolderRun]]:
         """The next ``count`` chunks (fewer when the files run out)."""
         return list(islice(self._chunks, count))
+
+
+def _cut_runs(runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]:
+    """FolderRuns regrouped into chunks of ``size`` files (the last one smaller), in order."""
+    chunk: list[FolderRun] = []
+    room = size
+    for run in runs:
+        start = 0
+        while start < run.size:
+            taken = min(room, run.size - start)
+            chunk.append(run.part(start, start + taken))
+            start, room = start + taken, room - taken
+            if room == 0:
+                yield chunk
+                chunk, room = [], size
+    if chunk:
+        yield chunk
 
 
 def process_all(chunks: Iterable[list[FolderRun]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
@@ -209,7 +225,7 @@ def build_dataset(
         # importing NumPy and OpenCV meanwhile; 100 000 files take about as long to find.
         first = chunks.take(WALK_AHEAD_CHUNKS)
         record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-        jobs = jobs if len(first) > 1 else 1  # a single chunk is not worth starting workers for
+        jobs = jobs if chunks.files > CHUNK_FILES else 1  # a chunk of files is not worth starting workers for
         spool = make_spool(out) if jobs > 1 else None
         try:
             with worker_pool(replace(config, spool=spool), jobs) as pool:

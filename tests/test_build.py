@@ -200,12 +200,12 @@ def test_found_files_are_cut_into_chunks_across_folders_in_order():
     rest = list(chunks)
     assert [files(c) for c in rest] == [
         ["f3/8.png", "f4/9.png", "f4/10.png", "f4/11.png"],
-        [f"f4/{n}.png" for n in range(12, 16)],
-        [f"f4/{n}.png" for n in range(16, 20)],
+        *([f"f4/{n}.png"] for n in range(12, 20)),  # the last two chunks' files go out in quarters
     ]
     assert chunks.files == 20
     assert all(len(run.listing.problems) == run.size for chunk in taken + rest for run in chunk)
     assert build_module.FoundChunks(iter([]), 4).take(2) == []
+    assert [len(c[0].listing.names) for c in build_module.FoundChunks(iter(runs[:1]), 8)] == [2, 1]
 
 
 def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
