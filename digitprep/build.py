@@ -225,7 +225,9 @@ def build_dataset(
         # importing NumPy and OpenCV meanwhile; 100 000 files take about as long to find.
         first = chunks.take(WALK_AHEAD_CHUNKS)
         record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-        jobs = jobs if chunks.files > CHUNK_FILES else 1  # a chunk of files is not worth starting workers for
+        # A single piece is not worth starting workers for: up to a quarter chunk (512 files), as
+        # the last files go out in quarters.
+        jobs = jobs if len(first) > 1 else 1
         spool = make_spool(out) if jobs > 1 else None
         try:
             with worker_pool(replace(config, spool=spool), jobs) as pool:
