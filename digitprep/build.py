@@ -31,6 +31,7 @@ ERRORS_HEADER = ["path", "reason"]
 # 512, 2048 another 5% less; 4096 was 10% slower (stacks too large for the caches and for one remap).
 CHUNK_FILES = 2048
 WALK_AHEAD_CHUNKS = 50  # chunks found before the workers start (build_dataset): about 100 000 files
+PIXEL_BUDGET = 1 << 23  # decoded pixels per batch: 8 MB as uint8, 32 MB as float32, a few hundred MB while normalised
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class BuildConfig:
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     spool: str | None = None  # the folder where workers leave their output text (spool.py)
+    pixel_budget: int = PIXEL_BUDGET  # decoded pixels read and normalised at once (chunkwork)
     labels: str = "auto"  # how workers label the files they are sent (sources.run_candidates)
     pattern: str | None = None
 
@@ -58,6 +60,7 @@ class ChunkResult:
     manifest_lines: bytes | Spooled
     written: int
     errors: list[tuple[str, str]]
+    reported: int = 0  # files of the chunk already counted as done by progress reports
 
 
 @dataclass
@@ -167,7 +170,12 @@ def _cut_runs(runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]
         yield chunk
 
 
-def process_all(chunks: Iterable[list[FolderRun]], config: BuildConfig, pool) -> Iterator[ChunkResult]:
+def process_all(
+    chunks: Iterable[list[FolderRun]],
+    config: BuildConfig,
+    pool,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> Iterator[ChunkResult]:
     """Chunk results in file order, computed on the pool's workers (or here when it is None).
     With a pool, the first chunks go out and every chunk is found before this returns: folders
     still to be walked (``chunks`` may be lazy) are walked while the workers start. The workers
@@ -178,7 +186,7 @@ def process_all(chunks: Iterable[list[FolderRun]], config: BuildConfig, pool) ->
 
         labelled = [run_candidates(chunk, config.labels, config.pattern, config.classes) for chunk in chunks]
         return run_chunks(labelled, process_chunk, config, None)
-    return _then_stop(pool.map(_work, chunks, take_all=True), pool)
+    return _then_stop(pool.map(_work, chunks, take_all=True, on_progress=on_progress), pool)
 
 
 def _then_stop(results: Iterator[ChunkResult], pool) -> Iterator[ChunkResult]:
@@ -231,7 +239,7 @@ def build_dataset(
         spool = make_spool(out) if jobs > 1 else None
         try:
             with worker_pool(replace(config, spool=spool), jobs) as pool:
-                results = process_all(chain(first, chunks), config, pool)
+                results = process_all(chain(first, chunks), config, pool, on_progress)
                 on_start(chunks.files)
                 return write_outputs(results, out, config, record, strict, on_skip, on_progress, spool)
         finally:
@@ -304,7 +312,7 @@ def write_outputs(
             summary.written += result.written
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
-            on_progress(result.written + len(result.errors))
+            on_progress(result.written + len(result.errors) - result.reported)
         import json  # here: the worker server imports this module too, and never writes JSON
 
         counts = {"rows": summary.written, "skipped": summary.skipped}

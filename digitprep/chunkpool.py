@@ -7,8 +7,9 @@ cost the main process 0.11-0.14 s of CPU; a single thread waiting on one pipe pe
 tasks in flight per worker so none waits for its next one, costs 0.03-0.04 s.
 
 Each worker gets its own task pipe and result pipe; tasks go to whichever worker has room, and
-results come back in task order. A worker that dies raises ``WorkerDied`` here; an exception
-raised by a task is raised again here.
+results come back in task order. A task may also report progress on the way (``report_progress``:
+a task of many large images takes minutes). A worker that dies raises ``WorkerDied`` here; an
+exception raised by a task is raised again here.
 """
 
 from __future__ import annotations
@@ -38,23 +39,30 @@ class WorkerPool:
             self.terminate()
             raise
 
-    def map(self, function: Callable, tasks: Iterable, take_all: bool = False) -> Iterator:
+    def map(
+        self,
+        function: Callable,
+        tasks: Iterable,
+        take_all: bool = False,
+        on_progress: Callable[[int], None] = lambda count: None,
+    ) -> Iterator:
         """``function(task)`` for each task, computed on the workers, results in task order.
         The first tasks go out at once; the others as workers have room for them, or, with
         ``take_all``, are all taken from ``tasks`` now (a lazy walk through folders finishes
-        while the workers start on the first ones)."""
+        while the workers start on the first ones). What tasks report with ``report_progress``
+        goes to ``on_progress`` as it comes."""
         tasks = iter(enumerate(tasks))
         self._hand_out(function, tasks)
         if take_all:
             tasks = iter(list(tasks))
-        return self._results(function, tasks)
+        return self._results(function, tasks, on_progress)
 
     def _hand_out(self, function: Callable, tasks: Iterator) -> None:
         for worker in self.workers:
             for index, task in islice(tasks, TASKS_IN_FLIGHT - len(worker.pending)):
                 worker.send(index, function, task)
 
-    def _results(self, function: Callable, tasks: Iterator) -> Iterator:
+    def _results(self, function: Callable, tasks: Iterator, on_progress: Callable[[int], None]) -> Iterator:
         done: dict[int, object] = {}
         next_result = 0
         while True:
@@ -65,7 +73,10 @@ class WorkerPool:
             for worker in busy:
                 if worker.results in ready or worker.process.sentinel in ready:
                     index, result = worker.receive()
-                    done[index] = result
+                    if index is None:  # progress, the task goes on
+                        on_progress(result)
+                    else:
+                        done[index] = result
             self._hand_out(function, tasks)
             while next_result in done:
                 yield done.pop(next_result)
@@ -113,12 +124,15 @@ class _Worker:
             raise self._died() from None
         self.pending.append(index)
 
-    def receive(self) -> tuple[int, object]:
-        """The result of this worker's oldest task (raising what the task raised)."""
+    def receive(self) -> tuple[int | None, object]:
+        """The result of this worker's oldest task (raising what the task raised), or (None,
+        count) for progress it reported."""
         try:
             outcome, value = self.results.recv()
         except (EOFError, OSError):
             raise self._died() from None
+        if outcome == "progress":
+            return None, value
         index = self.pending.pop(0)
         if outcome == "error":
             raise value
@@ -151,8 +165,20 @@ def _widen_pipe(connection: Connection) -> None:
         pass
 
 
+_progress: Connection | None = None  # in a worker: where report_progress sends
+
+
+def report_progress(count: int) -> None:
+    """From a task running in a worker: ``count`` more items done (``WorkerPool.map``'s
+    ``on_progress``). Nothing elsewhere."""
+    if _progress is not None:
+        _progress.send(("progress", count))
+
+
 def _serve(tasks: Connection, results: Connection, initializer: Callable, config) -> None:
     """A worker's life: set up, then run tasks until told to stop (None) or the pool is gone."""
+    global _progress
+    _progress = results
     try:
         initializer(config)
         while True:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from digitprep.build import MANIFEST_HEADER, BuildConfig, ChunkResult, rows_only
+from digitprep.chunkpool import report_progress
 from digitprep.csvio import encode_onehot_rows
 from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import ImageTooLarge, normalize_stack
@@ -97,7 +98,6 @@ def read_in_batches(
                 os.close(folder_fd)
 
 
-PIXEL_BUDGET = 1 << 23  # decoded pixels per batch: 8 MB as uint8, 32 MB as float32, a few hundred MB while normalised
 COMPRESSION_GUESS = 8  # decoded bytes per file byte, for files whose header is not read here
 
 
@@ -204,9 +204,14 @@ BLANK = "blank image (no ink found)"
 
 def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResult:
     """Many files -> encoded rows, in file order; the unit of work sent to a worker process.
-    Large images are read, decoded and normalised a few at a time (``read_in_batches``)."""
+    Large images are read, decoded and normalised a few at a time (``read_in_batches``); in a
+    worker, each such batch but the last is reported as progress as soon as it is done."""
     results = []
-    for part, contents in read_in_batches(candidates, PIXEL_BUDGET):
+    reported = 0
+    for part, contents in read_in_batches(candidates, config.pixel_budget):
+        if results:  # the batch before this one is done, and the chunk is not
+            report_progress(results[-1].written + len(results[-1].errors))
+            reported += results[-1].written + len(results[-1].errors)
         decoded = decode_chunk(candidates[part], config, contents)
         results.append(rows_from_stacks(decoded, [candidate.display for candidate in candidates[part]], config))
     if len(results) == 1:
@@ -216,6 +221,7 @@ def process_chunk(candidates: list[Candidate], config: BuildConfig) -> ChunkResu
         b"".join(result.manifest_lines for result in results),
         sum(result.written for result in results),
         [error for result in results for error in result.errors],
+        reported,
     )
 
 

@@ -1,6 +1,7 @@
 """`digitprep build` end to end on small messy folders written by the tests."""
 
 import os
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -14,7 +15,7 @@ from digitprep.chunkpool import RESULT_PIPE_BYTES
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
 from digitprep.normalize import NormalizeOptions, normalize
-from digitprep.sources import find_candidates
+from digitprep.sources import find_candidates, walk_sources
 
 
 def run(*args):
@@ -124,7 +125,7 @@ def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch)
     assert not list(in_tmp.glob(".d*"))  # no temporary files or worker spool left behind
 
 
-def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, monkeypatch):
+def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp):
     import digitprep.chunkwork as chunkwork
 
     src = good_folder(in_tmp / "src")
@@ -133,16 +134,18 @@ def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, m
     config = BuildConfig((20, 8), tuple(range(10)), NormalizeOptions(deskew=True, center=True))
     whole = chunkwork.process_chunk(candidates, config)
     contents = chunkwork.read_sources(candidates)
-    runs = [part for part, _ in chunkwork.read_in_batches(candidates, chunkwork.PIXEL_BUDGET)]
+    runs = [part for part, _ in chunkwork.read_in_batches(candidates, config.pixel_budget)]
     bomb = next(i for i, c in enumerate(candidates) if c.path.endswith("bomb.png"))  # 60000x60000, it says
     assert runs == [slice(0, bomb), slice(bomb, bomb + 1), slice(bomb + 1, len(contents))]
-    monkeypatch.setattr(chunkwork, "PIXEL_BUDGET", 1)  # every readable file a run of its own
-    runs = list(chunkwork.read_in_batches(candidates, 1))
+    runs = list(chunkwork.read_in_batches(candidates, 1))  # every readable file a run of its own
     assert [data for _, batch in runs for data in batch] == contents
     assert [b.start for b, _ in runs[1:]] == [b.stop for b, _ in runs[:-1]] and runs[-1][0].stop == len(contents)
     assert all(sum(chunkwork.decoded_size(data) > 0 for data in batch) == 1 for _, batch in runs)
-    assert chunkwork.process_chunk(candidates, config) == whole
+    parts = chunkwork.process_chunk(candidates, replace(config, pixel_budget=1))
+    assert replace(parts, reported=0) == replace(whole, reported=0)
     assert whole.written == 4 and len(whole.errors) == len(candidates) - 4  # the three good ones and nine.png
+    # Every batch but the last was reported as progress on the way (only a worker sends it).
+    assert parts.reported == len(contents) - len(runs[-1][1]) and whole.reported == bomb + 1
 
 
 def test_decoded_sizes_come_from_png_headers_or_are_guessed():
@@ -217,6 +220,19 @@ def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
     summary = build_dataset([src], in_tmp / "t.csv", config, jobs=2, on_start=totals.append, on_progress=done.append)
     assert totals == [len(find_candidates([src]))] == [summary.written + summary.skipped]
     assert sum(done) == totals[0]
+
+
+def test_a_chunk_of_large_images_reports_progress_batch_by_batch(in_tmp, monkeypatch):
+    src = good_folder(in_tmp / "src")
+    add_bad_files(src)
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 8)
+    done = []
+    config = BuildConfig((8,), tuple(range(10)), pixel_budget=1)  # every file a batch of its own
+    summary = build_dataset([src], in_tmp / "p.csv", config, jobs=2, on_progress=done.append)
+    total = summary.written + summary.skipped
+    assert sum(done) == total == len(find_candidates([src]))
+    tasks = len(list(build_module.FoundChunks(walk_sources([src]), 8)))
+    assert len(done) > tasks  # progress came from inside tasks too, not only with their results
 
 
 def test_manifest_describes_each_row(in_tmp):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from digitprep.chunkpool import TASKS_IN_FLIGHT, WorkerDied, WorkerPool
+from digitprep.chunkpool import TASKS_IN_FLIGHT, WorkerDied, WorkerPool, report_progress
 from digitprep.workers import worker_context
 
 _offset = 0
@@ -127,3 +127,17 @@ def test_a_task_for_a_worker_that_has_died_is_reported(fork):
     with pytest.raises(WorkerDied, match="ended with exit code -15"):
         worker.send(0, slow_square, 1)
     pool.close()
+
+
+def report_twice(n):
+    report_progress(1)
+    report_progress(2)
+    return n
+
+
+def test_progress_reported_by_tasks_comes_as_it_is_made(fork):
+    counts = []
+    with ended_after(WorkerPool(2, fork, set_offset, 0)) as pool:
+        assert list(pool.map(report_twice, range(5), on_progress=counts.append)) == list(range(5))
+    assert sorted(counts) == [1] * 5 + [2] * 5
+    report_progress(3)  # outside a worker: nothing to send to, nothing happens
