@@ -8,7 +8,6 @@ the same order on every run. All outputs are written under temporary names and r
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -227,39 +226,23 @@ def build_dataset(
         start_worker_server()  # its imports overlap the walk through the folders
     label_pattern(pattern)  # a bad pattern is an error before any folder is walked
     config = replace(config, labels=label_mode, pattern=pattern)
-    with cyclic_gc_paused():
-        chunks = FoundChunks(walk_sources(sources, origin), CHUNK_FILES)
-        # Walked before the pool starts: creating it waits for the worker server, which is
-        # importing NumPy and OpenCV meanwhile; 100 000 files take about as long to find.
-        first = chunks.take(WALK_AHEAD_CHUNKS)
-        record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-        # A single piece is not worth starting workers for: up to a quarter chunk (512 files), as
-        # the last files go out in quarters.
-        jobs = jobs if len(first) > 1 else 1
-        spool = make_spool(out) if jobs > 1 else None
-        try:
-            with worker_pool(replace(config, spool=spool), jobs) as pool:
-                results = process_all(chain(first, chunks), config, pool, on_progress)
-                on_start(chunks.files)
-                return write_outputs(results, out, config, record, strict, on_skip, on_progress, spool)
-        finally:
-            if spool is not None:
-                remove_spool(spool)
-
-
-@contextlib.contextmanager
-def cyclic_gc_paused():
-    """No cyclic garbage collection in this block. A build makes a tuple per file found and
-    keeps them until its chunks are sent: the collector, started every few hundred new objects,
-    walked them all again and again (a tenth of this process's instructions on MNIST) and found
-    nothing, as nothing here makes reference cycles. Reference counting still frees everything."""
-    enabled = gc.isenabled()
-    gc.disable()
+    chunks = FoundChunks(walk_sources(sources, origin), CHUNK_FILES)
+    # Walked before the pool starts: creating it waits for the worker server, which is
+    # importing NumPy and OpenCV meanwhile; 100 000 files take about as long to find.
+    first = chunks.take(WALK_AHEAD_CHUNKS)
+    record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
+    # A single piece is not worth starting workers for: up to a quarter chunk (512 files), as
+    # the last files go out in quarters.
+    jobs = jobs if len(first) > 1 else 1
+    spool = make_spool(out) if jobs > 1 else None
     try:
-        yield
+        with worker_pool(replace(config, spool=spool), jobs) as pool:
+            results = process_all(chain(first, chunks), config, pool, on_progress)
+            on_start(chunks.files)
+            return write_outputs(results, out, config, record, strict, on_skip, on_progress, spool)
     finally:
-        if enabled:
-            gc.enable()
+        if spool is not None:
+            remove_spool(spool)
 
 
 def write_outputs(

@@ -228,11 +228,9 @@ def _walk_sources(sources: list[Path], origin: str | None) -> Iterator[FolderRun
             yield FolderRun(listing, source_origin)
 
 
-def run_candidates(
-    runs: list[FolderRun], mode: str, pattern: str | None, classes: tuple[int, ...]
-) -> list[Candidate]:
+def run_candidates(runs: list[FolderRun], mode: str, pattern: str | None, classes: tuple[int, ...]) -> list[Candidate]:
     """The labelled Candidates of FolderRuns, in order."""
-    compiled = re.compile(pattern) if pattern else None  # re caches the compiled pattern
+    compiled = label_pattern(pattern)  # re caches the compiled pattern
     return [
         candidate for run in runs for candidate in labelled_candidates(run.listing, run.origin, mode, compiled, classes)
     ]

@@ -61,9 +61,7 @@ class SpoolWriter:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
             self.fd = os.open(os.path.join(self.folder, self.part), flags, 0o600)
         where = Spooled(self.part, self.size, len(data))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        _write_all(self.fd, data)
         self.size += len(data)
         return where
 
@@ -105,9 +103,7 @@ class SpoolReader:
             piece = os.pread(source, min(left, PART_BYTES), offset)
             if not piece:
                 raise OSError(errno.EIO, f"spool file {spooled.part} is shorter than expected")
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(target_fd, view) :]
+            _write_all(target_fd, piece)
             offset, left = offset + len(piece), left - len(piece)
 
     def _drop_earlier_parts(self, part: str) -> None:
@@ -120,3 +116,10 @@ class SpoolReader:
         for fd in self.parts.values():
             os.close(fd)
         self.parts.clear()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd``: os.write may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -370,19 +370,3 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(in_tmp, monkeypatc
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: [Errno 28] No space left on device"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]
-
-
-def test_cyclic_garbage_collection_is_paused_only_inside_a_build():
-    import gc
-
-    assert gc.isenabled()
-    with build_module.cyclic_gc_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with build_module.cyclic_gc_paused():
-            pass
-        assert not gc.isenabled()  # left as the caller had it
-    finally:
-        gc.enable()
