@@ -156,17 +156,10 @@ all: train compare
 
 venv: $(STAMP)
 
-# The editable install in compat mode puts the checkout on sys.path through a plain .pth line;
-# setuptools' default loads an import hook instead, 15-20 ms at the start of every Python process
-# (the CLI, build's worker server...). The default is the fallback for a setuptools without compat.
-# The bytecode is compiled as an installed package's is: where PYTHONDONTWRITEBYTECODE is set, each
-# process would otherwise compile the sources it imports again (20-30 ms for build's).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat 2>/dev/null \
-	  || $(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m compileall -q digitprep digittrain
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 # ---- embedded default data: fonts rendered at both drawing sizes, scikit-learn's handwritten 8x8 digits

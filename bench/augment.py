@@ -3,12 +3,12 @@
 Both are measured in the same run, in one process, on the same images and with the same kinds of
 transforms at the default strengths:
 
-- reference: what one would write first, per image: a ``np.random.default_rng(SeedSequence([seed,
-  image, copy]))`` for its random numbers, ``cv2.warpAffine`` for rotation/shift/scale/shear,
+- reference: what one would write first, per image: a ``np.random.default_rng([seed, image,
+  copy])`` for its random numbers, ``cv2.warpAffine`` for rotation/shift/scale/shear,
   ``cv2.GaussianBlur`` of two uniform fields and ``cv2.remap`` for the elastic distortion, and
   ``cv2.dilate``/``cv2.erode`` blended for the stroke thickness;
-- project: ``augment_stack`` on the whole stack: keyed random numbers for all images at once, one
-  sampling map per image, one ``cv2.remap`` per batch of about a thousand images.
+- project: ``augment_stack`` on chunks of the stack: the same generator per copy for its random
+  numbers, then one sampling map per image and one ``cv2.remap`` per batch of about a thousand.
 
 The two do not produce the same pixels (different random numbers, one interpolation instead of two);
 the comparison is of the work per image. Then ``digitprep augment`` on a CSV of the same images is
@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitprep import keyed_random
-from digitprep.augment import REFERENCE_SIDE, AugmentStrengths, augment_stack
+from digitprep.augment import REFERENCE_SIDE, AugmentStrengths, augment_stack, copy_keys
+from digitprep.augment_data import CHUNK_OUTPUTS
 from digitprep.csvio import write_onehot_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def load_mnist(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def reference_copy(image: np.ndarray, index: int, copy: int, s: AugmentStrengths) -> np.ndarray:
     """One augmented copy the straightforward way: a generator and several OpenCV calls per image."""
-    rng = np.random.default_rng(np.random.SeedSequence([SEED, index, copy]))
+    rng = np.random.default_rng([SEED, index, copy])
     side = image.shape[0]
     pixel = side / REFERENCE_SIDE
     angle, shear = rng.uniform(-s.rotation, s.rotation), rng.uniform(-s.shear, s.shear)
@@ -95,9 +95,9 @@ def time_reference(images: np.ndarray, copies: int, s: AugmentStrengths) -> floa
 def time_project(images: np.ndarray, copies: int, s: AugmentStrengths) -> float:
     start = time.perf_counter()
     for copy in range(1, copies + 1):
-        keys = keyed_random.stream_keys(SEED, np.arange(len(images)), copy)
-        for begin in range(0, len(images), 2048):  # the chunk size a worker gets
-            augment_stack(images[begin : begin + 2048], s, keys[begin : begin + 2048])
+        keys = copy_keys(SEED, np.arange(len(images)), copy)
+        for begin in range(0, len(images), CHUNK_OUTPUTS):  # the chunk size a task gets
+            augment_stack(images[begin : begin + CHUNK_OUTPUTS], s, keys[begin : begin + CHUNK_OUTPUTS])
     return time.perf_counter() - start
 
 

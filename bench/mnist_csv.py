@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 from prep import CACHE, TARBALL, ensure_extracted  # bench/prep.py: the script's folder is on sys.path
 
-from digitprep.mnist import load_mnist, write_kaggle_csv
+from digitprep.mnist import load_mnist
+from digitprep.tables import write_kaggle_csv
 
 ROWS = 60_000
 TARGET_RATIO = 1.2  # project seconds over reference seconds, at most

@@ -1,3 +1,3 @@
-from digitprep.entry import main
+from digitprep.cli import main
 
 main()

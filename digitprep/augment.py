@@ -3,9 +3,11 @@
 Every function takes a stack ``(n, H, W)`` of uint8 ink-high images (MNIST's convention: ink 255
 on a 0 background) and returns a new one. Rotation, shift, scale and shear make one affine matrix
 per image; Simard et al. (2003) elastic distortion adds a Gaussian-smoothed random displacement
-field; both become one sampling map per image, and all the maps are applied by a single
-``cv2.remap`` over a mosaic of the stack. Stroke thickness is grey-level dilation or erosion,
-noise is additive Gaussian. Each transform's strength 0 leaves the images unchanged, byte for byte.
+field; both become one sampling map per image, applied by ``cv2.remap``. Stroke thickness is
+grey-level dilation or erosion, noise is additive Gaussian. Each transform's strength 0 leaves the
+images unchanged, byte for byte. Every copy draws its random numbers from its own
+``np.random.default_rng([seed, image, copy])``, so its bytes depend on nothing else: not on the
+other images of the stack, nor on how the work is split.
 
 Strengths that are lengths (shift, elastic, thickness) are given in pixels at MNIST's 28x28 and
 scaled with the image's side, so the same options give the same look at 8x8, 20x20 or 28x28.
@@ -16,16 +18,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from digitprep import keyed_random
 from digitprep.options import AugmentStrengths  # defined without NumPy: the command line reads its fields
 
 REFERENCE_SIDE = 28  # strengths measured in pixels refer to this side
 REMAP_LIMIT = 32767  # cv2.remap refuses images with a side of SHRT_MAX or more
-REMAP_STEPS = 32  # cv2.remap resolves coordinates to 1/32 pixel (INTER_BITS = 5)
+KEY_MASK = (1 << 64) - 1  # SeedSequence takes non-negative numbers: keys are taken modulo 2**64
 
-# Sub-stream of each random quantity (keyed_random purposes): fixed, so adding a transform later
-# never changes what an existing seed produces for the others.
-_ROTATION, _SHIFT, _SCALE, _SHEAR, _ELASTIC, _THICKNESS, _NOISE_LEVEL, _NOISE = range(1, 9)
+# The amounts every copy draws first, uniform in [-1, 1), in this order; whatever transforms are
+# on, so turning one off never changes the amounts of the others.
+_ROTATION, _SHIFT_X, _SHIFT_Y, _SCALE, _SHEAR, _THICKNESS, _NOISE_LEVEL = range(7)
+AMOUNTS = 7
 
 
 # ---------------------------------------------------------------- geometry: matrices and maps
@@ -97,51 +99,23 @@ def sampling_maps(inverse: np.ndarray, displacement: np.ndarray | None, height: 
     return maps
 
 
-def quantize_maps(maps: np.ndarray) -> np.ndarray:
-    """Coordinates rounded (in place) to the 1/32 pixel cv2.remap resolves anyway. Such values stay
-    exact when an image's mosaic offset is added, so a copy comes out the same bytes wherever it
-    sits in whichever batch."""
-    maps *= REMAP_STEPS
-    np.rint(maps, out=maps)
-    maps /= REMAP_STEPS
-    return maps
-
-
 def remap_stack(stack: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """Sample every image at its own (n, 2, H, W) map (see quantize_maps), bilinear, outside = 0.
-
-    The images are laid one under the other, each framed by one row/column of zeros, and every map
-    is clipped to its own frame, so one cv2.remap call serves a whole batch of images and no image
-    can ever sample its neighbour."""
+    """(n, H, W) uint8 -> (n, H, W) uint8: every image sampled at its own (n, 2, H, W) float32 map
+    of source coordinates, bilinear, outside = 0."""
     n, height, width = stack.shape
-    if width + 2 >= REMAP_LIMIT or height + 2 >= REMAP_LIMIT:
-        raise ValueError(f"image too large to augment ({width}x{height}; the limit is {REMAP_LIMIT - 3} a side)")
-    per_batch = max(1, (REMAP_LIMIT - 1) // (height + 2))
+    if max(height, width) >= REMAP_LIMIT:
+        raise ValueError(f"image too large to augment ({width}x{height}; the limit is {REMAP_LIMIT - 1} a side)")
     out = np.empty_like(stack)
-    for start in range(0, n, per_batch):
-        batch = stack[start : start + per_batch]
-        count = len(batch)
-        mosaic = np.zeros((count, height + 2, width + 2), np.uint8)
-        mosaic[:, 1:-1, 1:-1] = batch
-        map_x = np.clip(maps[start : start + count, 0], -1, width) + 1
-        map_y = np.clip(maps[start : start + count, 1], -1, height) + 1
-        map_y += (np.arange(count, dtype=np.float32) * (height + 2))[:, None, None]
-        warped = cv2.remap(
-            mosaic.reshape(count * (height + 2), width + 2),
-            map_x.reshape(count * height, width),
-            map_y.reshape(count * height, width),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
-        out[start : start + count] = warped.reshape(count, height, width)
+    for i in range(n):
+        out[i] = cv2.remap(stack[i], maps[i, 0], maps[i, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return out
 
 
 def warp_stack(stack: np.ndarray, matrices: np.ndarray, displacement: np.ndarray | None = None) -> np.ndarray:
-    """Apply forward affine ``matrices`` (n, 2, 3), then optional displacement fields, in one remap."""
+    """(n, H, W) uint8 -> (n, H, W) uint8: forward affine ``matrices`` (n, 2, 3), then optional
+    displacement fields (n, 2, H, W), applied in one remap."""
     _, height, width = stack.shape
-    return remap_stack(stack, quantize_maps(sampling_maps(invert_affine(matrices), displacement, height, width)))
+    return remap_stack(stack, sampling_maps(invert_affine(matrices), displacement, height, width))
 
 
 # ---------------------------------------------------------------- strokes and noise
@@ -150,44 +124,28 @@ def warp_stack(stack: np.ndarray, matrices: np.ndarray, displacement: np.ndarray
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
 
-def _cross_extreme(stack: np.ndarray, grow: bool) -> np.ndarray:
-    """Max (dilate) or min (erode) over each pixel and its 4 neighbours; outside the image is
-    background (0), since there is no ink beyond the frame. One OpenCV call for the whole stack,
-    the images laid one under the other with a row of zeros between them."""
-    n, height, width = stack.shape
-    tall = np.zeros((n, height + 1, width), stack.dtype)
-    tall[:, :height] = stack
-    operation = cv2.dilate if grow else cv2.erode
-    done = operation(tall.reshape(n * (height + 1), width), _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return done.reshape(n, height + 1, width)[:, :height]
-
-
 def change_thickness(stack: np.ndarray, amounts: np.ndarray) -> np.ndarray:
-    """Grow (amount > 0) or thin (< 0) the strokes of each image by ``|amount|`` pixels per side:
-    whole pixels by repeated grey-level dilation/erosion with a 3x3 cross, the fraction by blending
-    with the next step, so the change is continuous in the amount."""
-    amounts = np.asarray(amounts, np.float64)
-    out = stack.copy()
-    for grow in (True, False):
-        chosen = np.flatnonzero(amounts > 0 if grow else amounts < 0)
-        if not len(chosen):
+    """(n, H, W) uint8 -> (n, H, W) uint8: grow (amount > 0) or thin (< 0) the strokes of each image
+    by ``|amounts[i]|`` pixels per side: whole pixels by repeated grey-level dilation/erosion with a
+    3x3 cross (outside the image is background), the fraction by blending with the next step, so
+    the change is continuous in the amount."""
+    out = np.asarray(stack, np.uint8).copy()
+    for i, amount in enumerate(np.asarray(amounts, np.float64).tolist()):
+        if amount == 0:
             continue
-        size = np.abs(amounts[chosen])
-        whole = np.floor(size).astype(np.int64)
-        level = stack[chosen].astype(np.float32)
-        lower, upper = np.empty_like(level), np.empty_like(level)
-        for step in range(int(whole.max()) + 1):
-            following = _cross_extreme(level, grow)
-            here = whole == step
-            lower[here], upper[here] = level[here], following[here]
-            level = following
-        fraction = (size - whole).astype(np.float32)[:, None, None]
-        out[chosen] = np.rint(lower + fraction * (upper - lower)).astype(np.uint8)
+        operation = cv2.dilate if amount > 0 else cv2.erode
+        whole, fraction = divmod(abs(amount), 1)
+        lower = out[i]
+        for _ in range(int(whole)):
+            lower = operation(lower, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        upper = operation(lower, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out[i] = np.rint(lower + np.float32(fraction) * (upper.astype(np.float32) - lower))
     return out
 
 
 def add_noise(stack: np.ndarray, noise: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Add ``levels`` (n,) * 255 times the standard normal ``noise`` (n, H, W), rounded and clipped."""
+    """(n, H, W) uint8 -> (n, H, W) uint8: ``levels`` (n,) * 255 times the standard normal ``noise``
+    (n, H, W) float32 added, rounded and clipped."""
     scaled = noise * (np.asarray(levels, np.float64) * 255).astype(np.float32)[:, None, None]
     return np.clip(np.rint(stack + scaled), 0, 255).astype(np.uint8)
 
@@ -195,9 +153,40 @@ def add_noise(stack: np.ndarray, noise: np.ndarray, levels: np.ndarray) -> np.nd
 # ---------------------------------------------------------------- random copies
 
 
+def copy_keys(seed: int, image_ids: np.ndarray, copies: np.ndarray) -> np.ndarray:
+    """(n, 3) uint64 keys (seed, image id, copy), one per augmented copy; ``image_ids`` (n,) int64
+    may be negative (two's complement, so distinct ids stay distinct), ``copies`` broadcasts."""
+    ids = np.atleast_1d(np.asarray(image_ids, np.int64)).view(np.uint64)
+    numbers = np.broadcast_to(np.asarray(copies, np.int64), ids.shape).astype(np.uint64)
+    return np.stack((np.full(ids.shape, seed & KEY_MASK, np.uint64), ids, numbers), axis=1)
+
+
+def draw_randoms(keys: np.ndarray, strengths: AugmentStrengths, height: int, width: int) -> tuple:
+    """Each copy's random numbers from its own ``np.random.default_rng(key)``: (n, AMOUNTS) float64
+    amounts in [-1, 1), then (when elastic is on) an (n, 2, H, W) float32 field in [-1, 1), then
+    (when noise is on) (n, H, W) float32 standard normal noise; None for a part that is off."""
+    n = len(keys)
+    amounts = np.empty((n, AMOUNTS))
+    field = np.empty((n, 2, height, width), np.float32) if strengths.elastic else None
+    noise = np.empty((n, height, width), np.float32) if strengths.noise else None
+    for i, key in enumerate(keys.tolist()):
+        generator = np.random.default_rng(key)
+        generator.random(out=amounts[i])  # 2u - 1 below: the numbers generator.uniform(-1, 1) gives
+        if field is not None:
+            generator.random(dtype=np.float32, out=field[i])
+        if noise is not None:
+            generator.standard_normal(dtype=np.float32, out=noise[i])
+    for uniform in (amounts, field):
+        if uniform is not None:
+            uniform *= 2
+            uniform -= 1
+    return amounts, field, noise
+
+
 def augment_stack(stack: np.ndarray, strengths: AugmentStrengths, keys: np.ndarray) -> np.ndarray:
-    """One augmented copy of each image, its amounts drawn from its own random stream ``keys[i]``
-    (keyed_random.stream_keys): the result for an image does not depend on the rest of the stack."""
+    """One augmented copy of each image of ``stack`` (n, H, W) uint8 -> (n, H, W) uint8, its amounts
+    drawn from its own generator ``np.random.default_rng(keys[i])`` (keys (n, 3), see copy_keys):
+    the result for an image depends on its key alone, not on the rest of the stack."""
     stack = np.asarray(stack, np.uint8)
     n, height, width = stack.shape
     keys = np.asarray(keys, np.uint64)
@@ -207,24 +196,23 @@ def augment_stack(stack: np.ndarray, strengths: AugmentStrengths, keys: np.ndarr
     if n == 0:
         return stack.copy()
     pixel = np.sqrt(height * width) / REFERENCE_SIDE  # one pixel at 28x28, in this image's pixels
+    amounts, field, noise = draw_randoms(keys, s, height, width)
     out = stack
     if s.rotation or s.shift or s.scale or s.shear or s.elastic:
         matrices = affine_matrices(
-            s.rotation * keyed_random.symmetric(keys, _ROTATION)[:, 0],
-            s.shift * pixel * keyed_random.symmetric(keys, _SHIFT, 2),
-            (1 + s.scale) ** keyed_random.symmetric(keys, _SCALE)[:, 0],
-            s.shear * keyed_random.symmetric(keys, _SHEAR)[:, 0],
+            s.rotation * amounts[:, _ROTATION],
+            s.shift * pixel * amounts[:, [_SHIFT_X, _SHIFT_Y]],
+            (1 + s.scale) ** amounts[:, _SCALE],
+            s.shear * amounts[:, _SHEAR],
             height,
             width,
         )
         displacement = None
-        if s.elastic:
-            field = keyed_random.symmetric(keys, _ELASTIC, 2 * height * width, np.float32).reshape(n, 2, height, width)
+        if field is not None:
             displacement = elastic_displacements(field, s.elastic * pixel**2, s.elastic_sigma * pixel)
         out = warp_stack(out, matrices, displacement)
     if s.thickness:
-        out = change_thickness(out, s.thickness * pixel * keyed_random.symmetric(keys, _THICKNESS)[:, 0])
-    if s.noise:
-        noise = keyed_random.normal(keys, _NOISE, height * width, np.float32).reshape(n, height, width)
-        out = add_noise(out, noise, s.noise * keyed_random.uniform(keys, _NOISE_LEVEL, 1)[:, 0])
+        out = change_thickness(out, s.thickness * pixel * amounts[:, _THICKNESS])
+    if noise is not None:
+        out = add_noise(out, noise, s.noise * (amounts[:, _NOISE_LEVEL] + 1) / 2)
     return out if out is not stack else stack.copy()

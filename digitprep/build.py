@@ -1,65 +1,60 @@
-"""`digitprep build`: labelled image files -> one-hot CSVs (one per size), manifest and errors.
+"""`digitprep build`: labelled image files -> one-hot CSVs (one per size), manifest, errors, record.
 
-Files are decoded and normalised in worker processes, in chunks, and the results are written in
-order as they arrive, so memory stays bounded whatever the number of files and rows come out in
-the same order on every run. All outputs are written under temporary names and renamed at the end.
+The files are found and labelled here (``sources``), cut into chunks, and each chunk is read,
+decoded, normalised and encoded as CSV text by ``parallel_map``'s workers. The results are written
+in file order as they come, through one OutputSet, so memory stays bounded, the outputs appear
+together or not at all, and they are the same bytes whatever ``--jobs`` is. `digitprep mnist`
+writes its CSVs through the same ``rows_from_images`` and ``write_outputs``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
-from functools import partial
-from itertools import chain, islice
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from digitprep.chunkpool import WorkerPool
+import numpy as np
+
+from digitprep.atomic import OutputSet
 from digitprep.classes import format_classes
-from digitprep.options import DEFAULT_MAX_PIXELS, NormalizeOptions
-from digitprep.sources import FolderRun, label_pattern, run_candidates, walk_sources
-from digitprep.spool import Spooled, SpoolReader, make_spool, remove_spool
-from digitprep.textfiles import AtomicWriter, commit_all, csv_text, onehot_header
-from digitprep.workers import start_worker_server, worker_context
+from digitprep.csvio import build_json, csv_lines, encode_onehot_rows, onehot_header, output_paths, sidecar_path
+from digitprep.decode import UnusableImage, decode_grey
+from digitprep.normalize import ImageTooLarge, normalize_stack
+from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, NormalizeOptions
+from digitprep.parallel import parallel_map, worker_count
+from digitprep.sources import Candidate, find_candidates
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
 ERRORS_HEADER = ["path", "reason"]
-# Files per task sent to a worker: a task's fixed costs (its NumPy and OpenCV calls, the canvases)
-# are spread over them. MNIST build, 8-10 alternating runs each: 1024 files took 5% less CPU than
-# 512, 2048 another 5% less; 4096 was 10% slower (stacks too large for the caches and for one remap).
-CHUNK_FILES = 2048
-WALK_AHEAD_CHUNKS = 50  # chunks found before the workers start (build_dataset): about 100 000 files
-PIXEL_BUDGET = 1 << 23  # decoded pixels per batch: 8 MB as uint8, 32 MB as float32, a few hundred MB while normalised
+CHUNK_FILES = 1024  # files per task at most; fewer when that gives each worker under 4 tasks
+PIXEL_BUDGET = 1 << 23  # decoded pixels a worker normalises at once: large photos go a few at a time
+BLANK = "blank image (no ink found)"
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything a worker needs to turn one file into rows."""
+    """Everything a worker needs to turn files into rows."""
 
     sizes: tuple[int, ...]
     classes: tuple[int, ...]
     options: NormalizeOptions = field(default_factory=NormalizeOptions)
     labelrow: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
-    spool: str | None = None  # the folder where workers leave their output text (spool.py)
-    pixel_budget: int = PIXEL_BUDGET  # decoded pixels read and normalised at once (chunkwork)
-    labels: str = "auto"  # how workers label the files they are sent (sources.run_candidates)
-    pattern: str | None = None
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass
 class ChunkResult:
-    """One chunk of files made into output text, in file order: CSV lines per size, manifest
-    lines, and the files skipped. Encoded in the worker so the parent only writes; a worker with
-    a spool leaves the text there and sends where it is. Defined here, not in chunkwork: the
-    parent unpickles it and must not import NumPy and OpenCV to do so."""
+    """A chunk made into output text, in file order: CSV lines per size, manifest lines, the
+    number of rows, and the (path, reason) of each file skipped."""
 
-    csv_lines: list[bytes | Spooled]
-    manifest_lines: bytes | Spooled
+    csv_lines: list[bytes]
+    manifest_lines: bytes
     written: int
     errors: list[tuple[str, str]]
-    reported: int = 0  # files of the chunk already counted as done by progress reports
 
 
 @dataclass
@@ -70,179 +65,115 @@ class BuildSummary:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def output_paths(out: Path, sizes: tuple[int, ...]) -> list[Path]:
-    """OUT.csv for one size; OUT_{size}.csv for each of several."""
-    out = Path(out)
-    if len(sizes) == 1:
-        return [out]
-    return [out.with_name(f"{out.stem}_{size}{out.suffix or '.csv'}") for size in sizes]
-
-
-def sidecar_path(csv_path: Path, kind: str) -> Path:
-    """OUT.manifest.csv, OUT.errors.csv, OUT.build.json beside OUT.csv."""
-    csv_path = Path(csv_path)
-    suffix = ".json" if kind == "build" else ".csv"
-    return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
-
-
-def _init_worker(config: BuildConfig) -> None:
-    from digitprep.chunkwork import init_worker  # already imported by the forkserver
-
-    init_worker(config)
-
-
-@contextlib.contextmanager
-def worker_pool(config, jobs: int, initializer: Callable = _init_worker):
-    """A pool of ``jobs`` worker processes (chunkpool), each given ``config`` by ``initializer``,
-    or None for ``jobs`` <= 1 (work in this process). On an error or an interrupt here the
-    workers are ended at once."""
-    if jobs <= 1:
-        yield None
-        return
-    pool = WorkerPool(jobs, worker_context(), initializer, config)
+def read_file(candidate: Candidate) -> bytes | str:
+    """A file's bytes, or the reason it cannot be read."""
+    if candidate.problem:
+        return candidate.problem
     try:
-        yield pool
-    except BaseException:
-        pool.terminate()
-        raise
-    pool.close()
+        with open(candidate.path, "rb") as handle:
+            return handle.read()
+    except IsADirectoryError:
+        return "is a directory, not an image"
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
 
 
-def _work(runs: list[FolderRun]) -> ChunkResult:
-    from digitprep.chunkwork import work
-
-    return work(runs)
-
-
-def _run_task(work: Callable, chunk) -> ChunkResult:
-    from digitprep.chunkwork import work_with_config
-
-    return work_with_config(work, chunk)
-
-
-class FoundChunks:
-    """The files found under the sources (FolderRuns, ``walk_sources``) in chunks of ``size``
-    files, cut as the folders are walked; ``files`` counts those handed out so far.
-
-    The last two chunks are held back until more files come, so that the final files go out in
-    quarter chunks: the workers then finish within a quarter chunk of each other instead of one
-    waiting up to a whole chunk for the other."""
-
-    def __init__(self, runs: Iterator[FolderRun], size: int):
-        self.files = 0
-        self._chunks = self._cut(runs, size)
-
-    def _cut(self, runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]:
-        held: list[list[FolderRun]] = []
-        for chunk in _cut_runs(runs, size):
-            held.append(chunk)
-            if len(held) > 2:
-                self.files += size
-                yield held.pop(0)
-        last = (run for chunk in held for run in chunk)
-        for quarter in _cut_runs(last, max(1, size // 4)):
-            self.files += sum(run.size for run in quarter)
-            yield quarter
-
-    def __iter__(self) -> Iterator[list[FolderRun]]:
-        return self._chunks
-
-    def take(self, count: int) -> list[list[FolderRun]]:
-        """The next ``count`` chunks (fewer when the files run out)."""
-        return list(islice(self._chunks, count))
-
-
-def _cut_runs(runs: Iterator[FolderRun], size: int) -> Iterator[list[FolderRun]]:
-    """FolderRuns regrouped into chunks of ``size`` files (the last one smaller), in order."""
-    chunk: list[FolderRun] = []
-    room = size
-    for run in runs:
-        start = 0
-        while start < run.size:
-            taken = min(room, run.size - start)
-            chunk.append(run.part(start, start + taken))
-            start, room = start + taken, room - taken
-            if room == 0:
-                yield chunk
-                chunk, room = [], size
-    if chunk:
-        yield chunk
-
-
-def process_all(
-    chunks: Iterable[list[FolderRun]],
-    config: BuildConfig,
-    pool,
-    on_progress: Callable[[int], None] = lambda n: None,
-) -> Iterator[ChunkResult]:
-    """Chunk results in file order, computed on the pool's workers (or here when it is None).
-    With a pool, the first chunks go out and every chunk is found before this returns: folders
-    still to be walked (``chunks`` may be lazy) are walked while the workers start. The workers
-    label the files themselves: this process, which competes with them for the cores, only walks
-    the folders and sends each chunk as a few folder paths and file names."""
-    if pool is None:
-        from digitprep.chunkwork import process_chunk  # NumPy and OpenCV in this process after all
-
-        labelled = [run_candidates(chunk, config.labels, config.pattern, config.classes) for chunk in chunks]
-        return run_chunks(labelled, process_chunk, config, None)
-    return _then_stop(pool.map(_work, chunks, take_all=True, on_progress=on_progress), pool)
-
-
-def _then_stop(results: Iterator[ChunkResult], pool) -> Iterator[ChunkResult]:
-    """``results``, then the pool's workers told to end: they exit while the outputs are committed."""
-    yield from results
-    pool.stop()
-
-
-def run_chunks(
-    chunks: list, work: Callable[[object, BuildConfig], ChunkResult], config: BuildConfig, pool
-) -> Iterator[ChunkResult]:
-    """``work(chunk, config)`` for each chunk, results in chunk order, on the pool's workers (or
-    here when it is None). ``work`` must be a module-level function so workers can unpickle it."""
-    if pool is None or len(chunks) <= 1:
-        for chunk in chunks:
-            yield work(chunk, config)
-        return
-    yield from pool.map(partial(_run_task, work), chunks)
-
-
-def build_dataset(
-    sources: list[Path],
-    out: Path,
-    config: BuildConfig,
-    label_mode: str = "auto",
-    pattern: str | None = None,
-    origin: str | None = None,
-    jobs: int = 0,
-    strict: bool = False,
-    on_skip: Callable[[str, str], None] = lambda path, reason: None,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
-) -> BuildSummary:
-    """Build one-hot CSVs from labelled images. With ``strict`` nothing is written if any file
-    is skipped. Raises nothing for bad files: they are reported through ``on_skip``."""
-    jobs = jobs or os.cpu_count() or 1
-    if jobs > 1:
-        start_worker_server()  # its imports overlap the walk through the folders
-    label_pattern(pattern)  # a bad pattern is an error before any folder is walked
-    config = replace(config, labels=label_mode, pattern=pattern)
-    chunks = FoundChunks(walk_sources(sources, origin), CHUNK_FILES)
-    # Walked before the pool starts: creating it waits for the worker server, which is
-    # importing NumPy and OpenCV meanwhile; 100 000 files take about as long to find.
-    first = chunks.take(WALK_AHEAD_CHUNKS)
-    record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
-    # A single piece is not worth starting workers for: up to a quarter chunk (512 files), as
-    # the last files go out in quarters.
-    jobs = jobs if len(first) > 1 else 1
-    spool = make_spool(out) if jobs > 1 else None
+def decode_file(candidate: Candidate, data: bytes, config: BuildConfig) -> tuple[np.ndarray, tuple] | str:
+    """One file's bytes -> (grey image, manifest row), or the reason it cannot be used. With
+    ``labelrow`` the label and tag come from the image's first row (pixels 0 and 1), cut off."""
     try:
-        with worker_pool(replace(config, spool=spool), jobs) as pool:
-            results = process_all(chain(first, chunks), config, pool, on_progress)
-            on_start(chunks.files)
-            return write_outputs(results, out, config, record, strict, on_skip, on_progress, spool)
-    finally:
-        if spool is not None:
-            remove_spool(spool)
+        grey = decode_grey(data, config.max_pixels, config.max_bytes)
+    except UnusableImage as exc:
+        return str(exc)
+    except Exception as exc:  # a decoder failing on a hostile file must not end the run
+        return f"cannot decode ({exc.__class__.__name__}: {exc})"
+    height, width = grey.shape
+    label, tag = candidate.label, candidate.tag
+    if config.labelrow:
+        if height < 2:
+            return "labelrow image has no rows below the label row"
+        label, tag = int(grey[0, 0]), str(grey[0, 1]) if width > 1 else ""
+        if label not in config.classes:
+            return f"label {label} (from the label row) is not in the class set"
+        grey = grey[1:]
+    row = (candidate.display, label, tag, candidate.origin, width, height, hashlib.sha256(data).hexdigest())
+    return grey, row
+
+
+def rows_from_images(
+    items: list[tuple[np.ndarray, tuple] | str], displays: list[str], config: BuildConfig
+) -> ChunkResult:
+    """(grey image, manifest row) per item, or the reason it cannot be used -> encoded rows and
+    errors, in order. Images of one shape are normalised as one stack."""
+    reasons = [item if isinstance(item, str) else None for item in items]
+    pixels = [np.zeros((len(items), size * size), np.uint8) for size in config.sizes]
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for position, item in enumerate(items):
+        if reasons[position] is None:
+            shapes.setdefault(item[0].shape, []).append(position)
+    for members in shapes.values():
+        try:
+            stacks, blank = normalize_stack(np.stack([items[p][0] for p in members]), config.sizes, config.options)
+        except ImageTooLarge as exc:
+            for position in members:
+                reasons[position] = str(exc)
+            continue
+        kept = [p for p, is_blank in zip(members, blank.tolist()) if not is_blank]
+        for matrix, stack in zip(pixels, stacks):
+            matrix[kept] = stack.reshape(len(stack), matrix.shape[1])
+        for position in set(members) - set(kept):
+            reasons[position] = BLANK
+    written = [position for position, reason in enumerate(reasons) if reason is None]
+    rows = [items[position][1] for position in written]
+    labels = np.array([row[1] for row in rows], np.int64)
+    errors = [(display, reason) for display, reason in zip(displays, reasons) if reason is not None]
+    text = [encode_onehot_rows(matrix[written], labels, config.classes) for matrix in pixels]
+    return ChunkResult(text, csv_lines(rows), len(rows), errors)
+
+
+def process_files(task: tuple[list[Candidate], BuildConfig]) -> ChunkResult:
+    """A chunk of files -> its rows (the task a worker runs). Files are read and decoded until
+    PIXEL_BUDGET decoded pixels are held, then normalised, so large photos go a few at a time."""
+    candidates, config = task
+    parts, batch, start, pixels = [], [], 0, 0
+    for position, candidate in enumerate(candidates):
+        data = read_file(candidate)
+        item = data if isinstance(data, str) else decode_file(candidate, data, config)
+        batch.append(item)
+        pixels += 0 if isinstance(item, str) else item[0].size
+        if pixels >= PIXEL_BUDGET or position == len(candidates) - 1:
+            displays = [c.display for c in candidates[start : position + 1]]
+            parts.append(rows_from_images(batch, displays, config))
+            batch, start, pixels = [], position + 1, 0
+    return joined(parts, len(config.sizes))
+
+
+def joined(parts: list[ChunkResult], sizes: int) -> ChunkResult:
+    """Consecutive chunk results as one."""
+    if len(parts) == 1:
+        return parts[0]
+    return ChunkResult(
+        [b"".join(part.csv_lines[size] for part in parts) for size in range(sizes)],
+        b"".join(part.manifest_lines for part in parts),
+        sum(part.written for part in parts),
+        [error for part in parts for error in part.errors],
+    )
+
+
+def image_rows(task: tuple[np.ndarray, np.ndarray, list[str], str, BuildConfig]) -> ChunkResult:
+    """Images already in memory (k, H, W) uint8 with their labels and shown names -> rows (the task
+    a worker runs for `digitprep mnist`); the manifest's sha256 is that of the pixels."""
+    images, labels, displays, origin, config = task
+    height, width = images.shape[1:]
+    items: list[tuple[np.ndarray, tuple] | str] = []
+    for image, label, display in zip(images, labels.tolist(), displays):
+        if label not in config.classes:
+            items.append(f"label {label} is not in the class set")
+        else:
+            items.append(
+                (image, (display, label, "", origin, width, height, hashlib.sha256(image.tobytes()).hexdigest()))
+            )
+    return rows_from_images(items, displays, config)
 
 
 def write_outputs(
@@ -253,75 +184,44 @@ def write_outputs(
     strict: bool = False,
     on_skip: Callable[[str, str], None] = lambda path, reason: None,
     on_progress: Callable[[int], None] = lambda n: None,
-    spool: str | None = None,
 ) -> BuildSummary:
-    """Stream chunk results into temporary outputs (CSV per size, manifest, errors, and ``record``
-    with the row counts as OUT.build.json); rename them into place at the end. Text the workers
-    left in the ``spool`` folder is copied from there."""
+    """Chunk results streamed into the outputs (a CSV per size, each with its manifest, errors and
+    ``record`` with the row counts as OUT.build.json), committed together at the end; with
+    ``strict`` and any file skipped, nothing is written."""
     csv_paths = output_paths(out, config.sizes)
-    writers = {
-        "csv": [AtomicWriter(p) for p in csv_paths],
-        "manifest": [AtomicWriter(sidecar_path(p, "manifest")) for p in csv_paths],
-        "errors": [AtomicWriter(sidecar_path(p, "errors")) for p in csv_paths],
-        "build": [AtomicWriter(sidecar_path(p, "build")) for p in csv_paths],
-    }
-    all_writers = [w for group in writers.values() for w in group]
     summary = BuildSummary()
-    spooled = SpoolReader(spool) if spool is not None else None
-
-    def write(writer: AtomicWriter, text: bytes | Spooled) -> None:
-        if isinstance(text, Spooled):
-            writer.append_with(lambda fd: spooled.copy(text, fd), text.length)
-        else:
-            writer.write(text)
-
-    try:
-        for writer, size in zip(writers["csv"], config.sizes):
-            writer.write(onehot_header(size * size, config.classes))
-        for writer in writers["manifest"]:
-            writer.write(csv_text(MANIFEST_HEADER, []))
-        for writer in writers["errors"]:
-            writer.write(csv_text(ERRORS_HEADER, []))
+    with OutputSet() as outputs:
+        data = [outputs.open(path) for path in csv_paths]
+        manifests = [outputs.open(sidecar_path(path, "manifest")) for path in csv_paths]
+        errors = [outputs.open(sidecar_path(path, "errors")) for path in csv_paths]
+        for output, size in zip(data, config.sizes):
+            output.write(onehot_header(size * size, config.classes))
+        for output in manifests:
+            output.write(csv_lines([MANIFEST_HEADER]))
+        for output in errors:
+            output.write(csv_lines([ERRORS_HEADER]))
         for result in results:
-            for writer, lines in zip(writers["csv"], result.csv_lines):
-                write(writer, lines)
-            errors_text = rows_only(ERRORS_HEADER, result.errors)
-            for writer in writers["manifest"]:
-                write(writer, result.manifest_lines)
-            for writer in writers["errors"]:
-                writer.write(errors_text)
+            for output, lines in zip(data, result.csv_lines):
+                output.write(lines)
+            for output in manifests:
+                output.write(result.manifest_lines)
+            error_lines = csv_lines(result.errors)
+            for output in errors:
+                output.write(error_lines)
             for path, reason in result.errors:
                 on_skip(path, reason)
             summary.written += result.written
             summary.skipped += len(result.errors)
             summary.errors.extend(result.errors)
-            on_progress(result.written + len(result.errors) - result.reported)
-        import json  # here: the worker server imports this module too, and never writes JSON
-
+            on_progress(result.written + len(result.errors))
+        if strict and summary.skipped:
+            return summary
         counts = {"rows": summary.written, "skipped": summary.skipped}
-        for writer, size in zip(writers["build"], config.sizes):
-            writer.write((json.dumps({**record, **counts, "size": size}, indent=2, sort_keys=True) + "\n").encode())
-    except BaseException:
-        for writer in all_writers:
-            writer.abort()
-        raise
-    finally:
-        if spooled is not None:
-            spooled.close()
-    if strict and summary.skipped:
-        for writer in all_writers:
-            writer.abort()
-        return summary
-    commit_all(all_writers)
+        for path, size in zip(csv_paths, config.sizes):
+            outputs.write(sidecar_path(path, "build"), build_json({**record, **counts, "size": size}))
+        outputs.commit()
     summary.outputs = csv_paths
     return summary
-
-
-def rows_only(header: list[str], rows: list[tuple]) -> bytes:
-    """CSV lines for rows, without the header line csv_text adds."""
-    if not rows:
-        return b""
-    return csv_text(header, rows).split(b"\n", 1)[1]
 
 
 def build_record(sources, config: BuildConfig, labels: str, pattern: str | None = None) -> dict:
@@ -337,3 +237,63 @@ def build_record(sources, config: BuildConfig, labels: str, pattern: str | None 
         "center": options["center"],
         "box": options["box"],
     }
+
+
+def chunk_size(items: int, jobs: int, most: int = CHUNK_FILES) -> int:
+    """Items per task: at most ``most``, and small enough that every worker gets about four tasks
+    (so they finish together, and progress moves)."""
+    return max(1, min(most, math.ceil(items / (4 * worker_count(jobs, items)))))
+
+
+def build_dataset(
+    sources: list[Path],
+    out: Path,
+    config: BuildConfig,
+    label_mode: str = "auto",
+    pattern: str | None = None,
+    origin: str | None = None,
+    jobs: int = 0,
+    strict: bool = False,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> BuildSummary:
+    """Build one-hot CSVs from labelled images. Bad files are reported through ``on_skip`` and
+    listed in OUT.errors.csv; with ``strict`` nothing is written if any file is skipped. A missing
+    source or a bad pattern raises ValueError; an output that cannot be written, OutputError."""
+    candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
+    on_start(len(candidates))
+    size = chunk_size(len(candidates), jobs)
+    tasks = [(candidates[start : start + size], config) for start in range(0, len(candidates), size)]
+    record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
+    with parallel_map(process_files, tasks, jobs) as results:
+        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
+
+
+def build_from_images(
+    sets: list,
+    out: Path,
+    config: BuildConfig,
+    origin: str = "mnist",
+    jobs: int = 0,
+    strict: bool = False,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    on_start: Callable[[int], None] = lambda total: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> BuildSummary:
+    """One-hot CSVs and their sidecars, exactly as `build` writes them, from image sets already in
+    memory (each with ``path``, ``images`` uint8 (n, H, W) and ``labels`` int64 (n,): MNIST's);
+    a row's manifest path is ``SOURCE#POSITION``."""
+    total = sum(len(each.images) for each in sets)
+    size = chunk_size(total, jobs)
+    tasks = []
+    for each in sets:
+        source = Path(os.path.relpath(each.path)).as_posix()
+        for start in range(0, len(each.images), size):
+            stop = min(start + size, len(each.images))
+            displays = [f"{source}#{position}" for position in range(start, stop)]
+            tasks.append((each.images[start:stop], each.labels[start:stop], displays, origin, config))
+    on_start(total)
+    record = build_record([each.path for each in sets], config, "mnist")
+    with parallel_map(image_rows, tasks, jobs) as results:
+        return write_outputs(results, out, config, record, strict, on_skip, on_progress)

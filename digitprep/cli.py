@@ -1,76 +1,58 @@
-"""The `digitprep` command: thin click wrappers around the library; no logic a test would call."""
+"""The `digitprep` command: thin click wrappers around the library; no logic a test would call.
+
+Errors from the library (ValueError, OSError, a dead worker) become one line on stderr and exit 1
+in one place (``Commands.invoke``); SIGTERM stops a run like Ctrl-C does, through the same clean-up
+(temporaries removed, workers ended), and exits 143.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-# No NumPy or OpenCV at the top: `build`'s main process only walks folders and writes files.
-from digitprep.build import BuildConfig, build_dataset, sidecar_path
-from digitprep.chunkpool import WorkerDied
+from digitprep import __version__
+from digitprep.build import BuildConfig, build_dataset
 from digitprep.classes import parse_classes
-from digitprep.options import DEFAULT_MAX_PIXELS, MNIST_BOX, TAGS, AugmentStrengths, NormalizeOptions, RenderConfig
+from digitprep.csvio import sidecar_path
+from digitprep.options import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    AugmentStrengths,
+    NormalizeOptions,
+    RenderConfig,
+    classes_option,
+    normalize_options,
+    render_options,
+    run_options,
+    sizes_option,
+    strength_options,
+)
+from digitprep.parallel import WorkerDied
 from digitprep.sources import LABEL_MODES
 
 
-def classes_option(function):
-    return click.option(
-        "--classes",
-        "classes_spec",
-        default="0-9",
-        show_default=True,
-        help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
-    )(function)
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
 
 
-def sizes_option(default: int):
-    """--size, repeatable, for commands that write one-hot CSVs."""
-    return click.option(
-        "--size",
-        "sizes",
-        type=click.IntRange(2, 512),
-        multiple=True,
-        default=(default,),
-        show_default=True,
-        help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
-    )
+class Commands(click.Group):
+    """The command group: library errors become one-line messages here, once for every command."""
 
-
-def run_options(function):
-    """--jobs, --strict, --quiet: shared by the commands that write one-hot CSVs."""
-    function = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-input skip lines.")(
-        function
-    )
-    function = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")(
-        function
-    )
-    return click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")(
-        function
-    )
-
-
-def normalize_options(function):
-    """--deskew, --center, --box: shared by every command that normalises images."""
-    function = click.option(
-        "--box",
-        type=click.FloatRange(0.05, 1.0),
-        default=MNIST_BOX,
-        show_default="20/28",
-        help="With --center: share of the side the digit's longer edge is fitted into.",
-    )(function)
-    function = click.option(
-        "--center/--no-center",
-        default=False,
-        help="Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
-    )(function)
-    function = click.option(
-        "--deskew/--no-deskew", default=False, help="Undo slant: shear from second-order image moments."
-    )(function)
-    return function
+    def invoke(self, ctx: click.Context):
+        signal.signal(signal.SIGTERM, _terminated)
+        try:
+            return super().invoke(ctx)
+        except WorkerDied as exc:
+            raise click.ClickException(
+                f"{ctx.invoked_subcommand}: {exc}; rerun with --jobs 1 to see which file"
+            ) from None
+        except (ValueError, OSError) as exc:  # DatasetFormatError, OutputError, a missing source...
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
 
 
 class Progress:
@@ -97,19 +79,8 @@ class Progress:
         self.stack.close()
 
 
-@contextlib.contextmanager
-def worker_deaths():
-    """A worker process that dies (killed, out of memory, a crash in native code) takes the pool
-    with it: one line instead of a traceback. Only a run in this process can tell
-    which file did it."""
-    try:
-        yield
-    except WorkerDied as exc:
-        reason = str(exc).rstrip(".")
-        raise click.ClickException(f"a worker process died ({reason}); rerun with --jobs 1 to see which file") from None
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version")
 def main():
     """Turn folders of labelled digit images into clean one-hot CSV training data."""
 
@@ -147,32 +118,27 @@ def main():
     show_default=True,
     help="Refuse images with more pixels than this (before decoding them).",
 )
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_BYTES,
+    show_default=True,
+    help="Refuse images that decode to more bytes than this (pixels x channels x bytes per sample).",
+)
 @run_options
 def build(
-    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, max_pixels, jobs, strict, quiet
-):
+    sources, sizes, out, label_mode, pattern, classes_spec, deskew, center, box, origin, max_pixels, max_bytes, jobs,
+    strict, quiet,
+):  # fmt: skip
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
     classes = _parse_classes(classes_spec)
-    sizes = tuple(dict.fromkeys(sizes))
-    config = BuildConfig(sizes, classes, NormalizeOptions(deskew, center, box), label_mode == "labelrow", max_pixels)
-
-    with Progress(quiet, "decoding") as progress, worker_deaths():
-        try:
-            summary = build_dataset(
-                list(sources),
-                out,
-                config,
-                label_mode,
-                pattern,
-                origin,
-                jobs,
-                strict,
-                on_skip=skip_reporter(quiet),
-                on_start=progress.start,
-                on_progress=progress.advance,
-            )
-        except (ValueError, OSError) as exc:  # a missing source, a full disk, an unwritable --out
-            raise click.ClickException(str(exc)) from None
+    options = NormalizeOptions(deskew, center, box)
+    config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, options, label_mode == "labelrow", max_pixels, max_bytes)
+    with Progress(quiet, "decoding") as progress:
+        summary = build_dataset(
+            list(sources), out, config, label_mode, pattern, origin, jobs, strict,
+            skip_reporter(quiet), progress.start, progress.advance,
+        )  # fmt: skip
     report_summary(summary, strict, "file(s)")
 
 
@@ -207,32 +173,14 @@ def report_summary(summary, strict: bool, what: str) -> None:
 @click.option("--seed", type=int, default=None, help="Pick random samples with this seed [default: the first rows].")
 def show(csv_path, out, per_class, scale, seed):
     """Write a contact sheet of CSV's samples: one row per class."""
-    from digitprep.csvio import DatasetFormatError, read_onehot_csv, write_atomic
+    from digitprep.atomic import write_atomic
+    from digitprep.csvio import read_onehot_csv
     from digitprep.pngtree import encode_png
     from digitprep.sheet import contact_sheet
 
-    try:
-        pixels, labels, classes = read_onehot_csv(csv_path)
-    except DatasetFormatError as exc:
-        raise click.ClickException(str(exc)) from None
-    sheet = contact_sheet(pixels, labels, classes, per_class, scale, seed)
-    write_atomic(out, encode_png(sheet))
+    pixels, labels, classes = read_onehot_csv(csv_path)
+    write_atomic(out, encode_png(contact_sheet(pixels, labels, classes, per_class, scale, seed)))
     click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
-
-
-def strength_options(function):
-    """One option per augmentation strength (--rotation, --elastic-sigma...), help from the dataclass."""
-    from dataclasses import fields
-
-    for item in reversed(fields(AugmentStrengths)):
-        function = click.option(
-            f"--{item.name.replace('_', '-')}",
-            type=click.FloatRange(0),
-            default=item.default,
-            show_default=True,
-            help=item.metadata["help"],
-        )(function)
-    return function
 
 
 @main.command()
@@ -275,21 +223,13 @@ def augment(
         job = AugmentJob(AugmentStrengths(**strengths), copies, seed, keep_originals, _parse_classes(classes_spec))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-
-    def report_skip(path: str, reason: str) -> None:
-        if not quiet:
-            click.echo(f"skipped {path}: {reason}", err=True)
-
-    with Progress(quiet, "augmenting") as progress, worker_deaths():
-        try:
-            if out is not None:
-                summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
-            else:
-                summary = augment_tree(
-                    src, out_dir, job, label_mode, pattern, jobs, report_skip, progress.start, progress.advance
-                )
-        except (ValueError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from None
+    with Progress(quiet, "augmenting") as progress:
+        if out is not None:
+            summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
+        else:
+            summary = augment_tree(
+                src, out_dir, job, label_mode, pattern, jobs, skip_reporter(quiet), progress.start, progress.advance
+            )
     skipped = f"; skipped {len(summary.skipped)}" if summary.skipped else ""
     what = "rows" if out is not None else "PNGs"
     click.echo(f"wrote {summary.written} {what} to {out or out_dir} from {summary.sources} images{skipped}", err=True)
@@ -321,10 +261,7 @@ def split(csv_path, test_fraction, seed, by, train_out, test_out):
     """Split a one-hot CSV (and its manifest) into stratified train and test parts. Augment after this."""
     from digitprep.split import split_file
 
-    try:
-        (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_fraction, seed, by, train_out, test_out)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_fraction, seed, by, train_out, test_out)
     click.echo(f"wrote {n_train} rows to {train_path}, {n_test} rows to {test_path}", err=True)
 
 
@@ -347,10 +284,7 @@ def mix(csv_paths, out, shuffle, seed, tags):
     """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
     from digitprep.mix import mix_files
 
-    try:
-        rows = mix_files(list(csv_paths), out, shuffle, seed, tags)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+    rows = mix_files(list(csv_paths), out, shuffle, seed, tags)
     click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)
 
 
@@ -363,11 +297,11 @@ def mix(csv_paths, out, shuffle, seed, tags):
 )
 def digits(out_dir):
     """Export scikit-learn's bundled handwritten 8x8 digits (1797) as labelled PNGs (tag 8)."""
-    from digitprep.pngtree import write_labelled_pngs
-    from digitprep.sklearn_digits import load_sklearn_digits
+    from digitprep.mnist import load_sklearn_digits
+    from digitprep.pngtree import write_png_tree
 
     images, labels = load_sklearn_digits()
-    count = write_labelled_pngs(images, labels, out_dir, tag="8", layout="name")
+    count = write_png_tree(images, labels, out_dir, tag="8", layout="name")
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
 
 
@@ -378,67 +312,13 @@ def digits(out_dir):
     required=True,
     help="Folder to write <label>_<tag>_<n>.png files, render.manifest.csv and render.fonts.csv into.",
 )
-@click.option(
-    "--fonts",
-    "font_dirs",
-    type=click.Path(exists=True, path_type=Path),
-    multiple=True,
-    help="Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
-    "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
-)
-@click.option(
-    "--variants", type=click.IntRange(1, 1000), default=4, show_default=True, help="Images per font, digit and tag."
-)
-@click.option(
-    "--tags",
-    default="20,8",
-    show_default=True,
-    callback=lambda ctx, param, value: _parse_tags(value),
-    help="Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
-)
-@click.option(
-    "--size",
-    "canvas",
-    type=click.IntRange(8, 512),
-    default=28,
-    show_default=True,
-    help="Side of the written images in pixels.",
-)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed of the variations.")
-@click.option(
-    "--rotation",
-    type=click.FloatRange(0, 45),
-    default=RenderConfig.rotation,
-    show_default=True,
-    help="Largest rotation either way, degrees.",
-)
-@click.option(
-    "--jitter",
-    type=click.FloatRange(0),
-    default=RenderConfig.jitter,
-    show_default=True,
-    help="Largest shift of the digit from the centre, output pixels each way and axis (kept inside the image).",
-)
-@click.option(
-    "--stroke",
-    default=",".join(map(str, RenderConfig.stroke)),
-    show_default=True,
-    callback=lambda ctx, param, value: _parse_range(value, "--stroke", -0.1, 0.1),
-    help="LOW,HIGH: strokes thickened (+) or thinned (-) per side, as a share of the glyph height.",
-)
-@click.option(
-    "--glyph-size",
-    default=",".join(map(str, RenderConfig.scale)),
-    show_default=True,
-    callback=lambda ctx, param, value: _parse_range(value, "--glyph-size", 0.2, 1.0),
-    help="LOW,HIGH: the digit's longer side as a share of its drawing box (20/28 of the image, or the 8x8 grid).",
-)
+@render_options
 @click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-font lines.")
 def render(out_dir, font_dirs, variants, tags, canvas, seed, rotation, jitter, stroke, glyph_size, jobs, quiet):
     """Render labelled digit PNGs from every usable TrueType/OpenType font, with seeded variations."""
-    from digitprep.fontdigits import render_font_digits
     from digitprep.fonts import default_font_dirs
+    from digitprep.render import render_font_digits
 
     config = RenderConfig(canvas, tags, variants, seed, rotation, jitter, stroke, glyph_size)
     locations = list(font_dirs) or default_font_dirs()
@@ -457,24 +337,6 @@ def render(out_dir, font_dirs, variants, tags, canvas, seed, rotation, jitter, s
         f"skipped {len(summary.skipped)} (see {out_dir / 'render.fonts.csv'})",
         err=True,
     )
-
-
-def _parse_tags(value: str) -> tuple[str, ...]:
-    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [tag for tag in tags if tag not in TAGS]
-    if not tags or unknown:
-        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
-    return tags
-
-
-def _parse_range(value: str, name: str, low: float, high: float) -> tuple[float, float]:
-    try:
-        first, second = (float(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=name) from None
-    if not low <= first <= second <= high:
-        raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=name)
-    return first, second
 
 
 @main.command(short_help="MNIST IDX or Kaggle CSV -> PNG tree or one-hot CSVs.")
@@ -498,35 +360,33 @@ def _parse_range(value: str, name: str, low: float, high: float) -> tuple[float,
 @run_options
 def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origin, jobs, strict, quiet):
     """MNIST IDX files (labels found beside their images) or Kaggle CSVs -> a PNG tree or one-hot CSVs."""
-    from digitprep.mnist import MnistFormatError
-    from digitprep.mnist_export import export_csv, export_png_tree
+    from digitprep.build import build_from_images
+    from digitprep.mnist import concatenate_sets, read_mnist_sets
+    from digitprep.pngtree import write_png_tree
 
     if (out_dir is None) == (out is None):
         raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
     if out_dir is not None:
         context = click.get_current_context()
         flags = {p.name: p.opts[0] for p in context.command.params}
-        csv_only = ("sizes", "classes_spec", "deskew", "center", "box", "origin", "jobs", "strict")
+        csv_only = ("sizes", "classes_spec", "deskew", "center", "box", "origin", "strict")
         given = [flags[n] for n in csv_only if context.get_parameter_source(n) is not ParameterSource.DEFAULT]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
+    sets = read_mnist_sets(list(sources))
+    if out_dir is not None:
+        images, labels = concatenate_sets(sets)
         with Progress(quiet, "writing PNGs") as progress:
-            try:
-                count = export_png_tree(list(sources), out_dir, progress.start, progress.advance)
-            except MnistFormatError as exc:
-                raise click.ClickException(str(exc)) from None
+            count = write_png_tree(images, labels, out_dir, None, "folder", jobs, progress.start, progress.advance)
         click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
         return
-    classes = _parse_classes(classes_spec)
-    config = BuildConfig(tuple(dict.fromkeys(sizes)), classes, NormalizeOptions(deskew, center, box))
-
-    with Progress(quiet, "normalising") as progress, worker_deaths():
-        try:
-            summary = export_csv(
-                list(sources), out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance
-            )
-        except MnistFormatError as exc:
-            raise click.ClickException(str(exc)) from None
+    config = BuildConfig(
+        tuple(dict.fromkeys(sizes)), _parse_classes(classes_spec), NormalizeOptions(deskew, center, box)
+    )
+    with Progress(quiet, "normalising") as progress:
+        summary = build_from_images(
+            sets, out, config, origin, jobs, strict, skip_reporter(quiet), progress.start, progress.advance
+        )
     report_summary(summary, strict, "image(s)")
 
 
@@ -542,15 +402,12 @@ def mnist(sources, out_dir, out, sizes, classes_spec, deskew, center, box, origi
 )
 def fetch_mnist(folder, mirrors):
     """Download MNIST's four IDX files into FOLDER and check their MD5 sums; verified copies are kept."""
-    from digitprep.download import MNIST_MD5, MNIST_MIRRORS, DownloadError, fetch_mnist
+    from digitprep.mnist import MNIST_MD5, MNIST_MIRRORS, fetch_mnist
 
     def report(name: str, status: str) -> None:
         click.echo(f"{name}: {status}", err=True)
 
-    try:
-        fetch_mnist(folder, tuple(mirrors) or MNIST_MIRRORS, MNIST_MD5, on_file=report)
-    except DownloadError as exc:
-        raise click.ClickException(str(exc)) from None
+    fetch_mnist(folder, tuple(mirrors) or MNIST_MIRRORS, MNIST_MD5, on_file=report)
 
 
 def _parse_classes(spec: str) -> tuple[int, ...]:

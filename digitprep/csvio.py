@@ -1,27 +1,61 @@
-"""One-hot CSV files: fast vectorised writing, reading back, and atomic replacement on disk."""
+"""The data set on disk: the one-hot CSV, its OUT.manifest.csv, OUT.errors.csv and OUT.build.json.
+
+Pixels are encoded without Python loops over values; files are read back with pandas; every file
+is written through ``digitprep.atomic``. `split`, `augment` and `mix` read a data set, rearrange or
+extend its rows, and write a new one whose manifest still follows its rows line for line and whose
+build record still says how the pixels were made (the trainer stores it in its models).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from digitprep.classes import classes_from_columns
-from digitprep.textfiles import FILE_MODE, AtomicWriter, csv_text, onehot_header, write_atomic
+from digitprep.atomic import OutputSet
+from digitprep.classes import classes_from_columns, onehot_column_names
 
-__all__ = [  # the writers live in textfiles (no NumPy); everything is imported from here
-    "FILE_MODE",
-    "AtomicWriter",
-    "DatasetFormatError",
-    "csv_text",
-    "encode_onehot_rows",
-    "encode_uint8_rows",
-    "onehot",
-    "onehot_header",
-    "read_onehot_csv",
-    "write_atomic",
-    "write_onehot_csv",
-]
+
+def output_paths(out: Path, sizes: tuple[int, ...]) -> list[Path]:
+    """OUT.csv for one size; OUT_{size}.csv for each of several."""
+    out = Path(out)
+    if len(sizes) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_{size}{out.suffix or '.csv'}") for size in sizes]
+
+
+def sidecar_path(csv_path: Path, kind: str) -> Path:
+    """OUT.manifest.csv, OUT.errors.csv, OUT.build.json beside OUT.csv."""
+    csv_path = Path(csv_path)
+    suffix = ".json" if kind == "build" else ".csv"
+    return csv_path.with_name(f"{csv_path.stem}.{kind}{suffix}")
+
+
+def onehot_header(n_pixels: int, classes: tuple[int, ...]) -> bytes:
+    """The header line: pixel1..pixelN then isZero..isNine (or the subset in ``classes``)."""
+    names = [f"pixel{i}" for i in range(1, n_pixels + 1)] + onehot_column_names(classes)
+    return (",".join(names) + "\n").encode()
+
+
+def csv_lines(rows: list) -> bytes:
+    """Rows as CSV lines (quoted as the csv module does), UTF-8."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def csv_text(header: list[str], rows: list) -> bytes:
+    """A small CSV (manifest, errors) with its header line."""
+    return csv_lines([header, *rows])
+
+
+def build_json(record: dict) -> bytes:
+    """OUT.build.json's bytes."""
+    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _code_table(terminator: bytes) -> np.ndarray:
@@ -66,7 +100,9 @@ def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[in
 
 def write_onehot_csv(path: Path, pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> None:
     """Write a whole one-hot CSV atomically."""
-    write_atomic(path, onehot_header(pixels.shape[1], classes) + encode_onehot_rows(pixels, labels, classes))
+    with OutputSet() as outputs:
+        outputs.write(path, onehot_header(pixels.shape[1], classes) + encode_onehot_rows(pixels, labels, classes))
+        outputs.commit()
 
 
 class DatasetFormatError(ValueError):
@@ -105,3 +141,143 @@ def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]
         raise DatasetFormatError(f"{path}: row {bad + 1} is not a valid one-hot label")
     labels = np.asarray(classes, np.int64)[targets.argmax(axis=1)]
     return pixels, labels, classes
+
+
+@dataclass
+class StoredDataset:
+    """Rows of a one-hot CSV with their manifest rows (strings) and the build record (or {})."""
+
+    pixels: np.ndarray  # uint8 (n, N)
+    labels: np.ndarray  # int64 (n,)
+    classes: tuple[int, ...]
+    manifest_header: list[str]
+    manifest_rows: list[list[str]]
+    record: dict = field(default_factory=dict)
+
+    @property
+    def side(self) -> int | None:
+        """The image side when the pixel count is a square, else None."""
+        side = round(self.pixels.shape[1] ** 0.5)
+        return side if side * side == self.pixels.shape[1] else None
+
+    def subset(self, rows: np.ndarray) -> StoredDataset:
+        """The given rows, in the given order, manifest rows along."""
+        rows = np.asarray(rows, np.int64)
+        return StoredDataset(
+            self.pixels[rows],
+            self.labels[rows],
+            self.classes,
+            list(self.manifest_header),
+            [self.manifest_rows[r] for r in rows.tolist()],
+            dict(self.record),
+        )
+
+    def column(self, name: str) -> list[str]:
+        """One manifest column's values; KeyError when the manifest has no such column."""
+        if name not in self.manifest_header:
+            raise KeyError(name)
+        index = self.manifest_header.index(name)
+        return [row[index] for row in self.manifest_rows]
+
+
+def read_manifest(path: Path) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of a manifest CSV, or None when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            lines = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetFormatError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if not lines:
+        raise DatasetFormatError(f"{path}: empty manifest (no header line)")
+    header, rows = lines[0], lines[1:]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise DatasetFormatError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}")
+    return header, rows
+
+
+def read_build_record(csv_path: Path) -> dict:
+    """The data set's OUT.build.json, or {} when there is none."""
+    path = sidecar_path(csv_path, "build")
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetFormatError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(record, dict):
+        raise DatasetFormatError(f"{path}: not a JSON object")
+    return record
+
+
+def read_dataset(csv_path: Path) -> StoredDataset:
+    """A one-hot CSV with its manifest and build record; DatasetFormatError names the bad file.
+
+    A CSV without a manifest gets one of ``path`` (``NAME.csv:ROW``, 1-based) and ``label``, so
+    every row still has an identity that derived rows can point back to."""
+    csv_path = Path(csv_path)
+    pixels, labels, classes = read_onehot_csv(csv_path)
+    manifest_path = sidecar_path(csv_path, "manifest")
+    manifest = read_manifest(manifest_path)
+    if manifest is None:
+        header = ["path", "label"]
+        rows = [[f"{csv_path.name}:{i}", str(label)] for i, label in enumerate(labels.tolist(), start=1)]
+    else:
+        header, rows = manifest
+        if len(rows) != len(labels):
+            raise DatasetFormatError(f"{manifest_path}: {len(rows)} rows, but {csv_path} has {len(labels)}")
+        if "label" in header:
+            column = header.index("label")
+            recorded = np.array([row[column] for row in rows])
+            mismatch = np.flatnonzero(recorded != labels.astype(str))
+            if len(mismatch):
+                raise DatasetFormatError(
+                    f"{manifest_path}: row {mismatch[0] + 1} says label {recorded[mismatch[0]]}, "
+                    f"but {csv_path} has {labels[mismatch[0]]}: the manifest does not follow the data"
+                )
+    return StoredDataset(pixels, labels, classes, header, rows, read_build_record(csv_path))
+
+
+class DatasetWriter:
+    """OUT.csv, OUT.manifest.csv and OUT.build.json written as one set of outputs: rows streamed
+    with ``write_rows``, finished with ``commit(record)``. Used as a context manager, leaving the
+    block without a commit leaves any old files untouched."""
+
+    def __init__(self, csv_path: Path, n_pixels: int, classes: tuple[int, ...], manifest_header: list[str]):
+        self.csv_path = Path(csv_path)
+        self.outputs = OutputSet()
+        self.data = self.outputs.open(self.csv_path)
+        self.manifest = self.outputs.open(sidecar_path(self.csv_path, "manifest"))
+        self.data.write(onehot_header(n_pixels, classes))
+        self.manifest.write(csv_lines([manifest_header]))
+        self.rows = 0
+
+    def write_rows(self, lines: bytes, manifest: bytes, count: int) -> None:
+        """Already encoded data lines and their manifest lines (``count`` rows of each)."""
+        self.data.write(lines)
+        self.manifest.write(manifest)
+        self.rows += count
+
+    def commit(self, record: dict) -> None:
+        self.outputs.write(sidecar_path(self.csv_path, "build"), build_json({**record, "rows": self.rows}))
+        self.outputs.commit()
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.outputs.discard()
+
+
+def write_dataset(csv_path: Path, dataset: StoredDataset, record: dict) -> None:
+    """Write a whole data set (CSV, manifest, build record) atomically."""
+    with DatasetWriter(csv_path, dataset.pixels.shape[1], dataset.classes, dataset.manifest_header) as writer:
+        writer.write_rows(
+            encode_onehot_rows(dataset.pixels, dataset.labels, dataset.classes),
+            csv_lines(dataset.manifest_rows),
+            len(dataset.labels),
+        )
+        writer.commit(record)

@@ -1,19 +1,24 @@
-"""Decode image bytes, whatever the format, into a grey uint8 array with ink high (MNIST's way)."""
+"""Image bytes, whatever the format, -> a 2-D grey uint8 array (polarity decided later).
+
+The size guard comes first: the header is read with Pillow and an image whose pixels or decoded
+bytes (pixels x channels x bytes per sample) pass the limits is refused before anything is
+decoded. Pixels come from ``cv2.imdecode``, or from Pillow for the flavours OpenCV refuses.
+"""
 
 from __future__ import annotations
 
 import io
-import struct
 
 import cv2
 import numpy as np
+from PIL import Image, PngImagePlugin
 
-from digitprep.options import DEFAULT_MAX_PIXELS
+from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 # libpng/OpenCV warnings about broken files would add a second stderr line per bad file;
 # the caller reports each one itself, once.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
+Image.MAX_IMAGE_PIXELS = None  # the guard here decides, with the user's --max-pixels
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -42,35 +47,37 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def header_dimensions(data: bytes, fmt: str) -> tuple[int, int]:
-    """(width, height) read from the header alone, without decoding any pixels."""
-    if fmt == "png":
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            raise UnusableImage("truncated PNG header")
-        return struct.unpack(">II", data[16:24])
-    from PIL import Image  # only for formats other than PNG: not loaded by every worker up front
-
+def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> None:
+    """Refuse an image whose header declares no pixels, more than ``max_pixels`` pixels or more
+    than ``max_bytes`` decoded bytes; nothing is decoded. Raises UnusableImage."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except Image.DecompressionBombError as exc:
-        raise UnusableImage(f"refused: {exc}") from None
+        # The PNG reader straight away: Image.open would first try its registry of formats.
+        opened = PngImagePlugin.PngImageFile(io.BytesIO(data)) if fmt == "png" else Image.open(io.BytesIO(data))
+        with opened as image:
+            (width, height), bands, raw = image.size, len(image.getbands()), str(image.tile[0][3] if image.tile else "")
     except Exception:
-        raise UnusableImage(f"corrupt {fmt.upper()} header") from None
+        raise UnusableImage(f"truncated or corrupt {fmt.upper()} header") from None
+    sample = 2 if ";16" in f"{image.mode};{raw}" else 4 if image.mode in ("I", "F") else 1
+    if width == 0 or height == 0:
+        raise UnusableImage(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise UnusableImage(f"refused: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)")
+    size = width * height * bands * sample
+    if size > max_bytes:
+        raise UnusableImage(
+            f"refused: {width}x{height} x {bands} channels x {sample} bytes = {size >> 20} MB decoded: "
+            f"over the limit of {max_bytes >> 20} MB"
+        )
 
 
-def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Decode to OpenCV's native layout (grey, BGR or BGRA; uint8 or uint16), checking size first."""
     if not data:
         raise UnusableImage("empty file")
     fmt = sniff_format(data)
     if fmt is None:
         raise UnusableImage("not an image (unknown file signature)")
-    width, height = header_dimensions(data, fmt)
-    if width == 0 or height == 0:
-        raise UnusableImage(f"image has no pixels ({width}x{height})")
-    if width * height > max_pixels:
-        raise UnusableImage(f"refused: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)")
+    check_size(data, fmt, max_pixels, max_bytes)
     native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if native is None:
         native = _decode_with_pillow(data, fmt)
@@ -81,14 +88,11 @@ def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
     """Fallback for files OpenCV rejects (unusual GIF/WEBP/TIFF flavours); truncation is an error."""
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                rgba = np.asarray(im.convert("RGBA"))
-                return cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)
+                return cv2.cvtColor(np.asarray(im.convert("RGBA")), cv2.COLOR_RGBA2BGRA)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return np.asarray(im).astype(np.uint16)
             return np.asarray(im.convert("L"))
@@ -134,6 +138,7 @@ def to_grey(native: np.ndarray) -> np.ndarray:
     return composite.astype(np.uint8)
 
 
-def decode_grey(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Bytes of any supported image -> 2-D grey uint8 (polarity not yet decided)."""
-    return to_grey(decode_native(data, max_pixels))
+def decode_grey(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Bytes of any supported image -> 2-D grey uint8 (polarity not yet decided). Raises
+    UnusableImage with the reason (empty, not an image, corrupt, over the size limits)."""
+    return to_grey(decode_native(data, max_pixels, max_bytes))

@@ -5,6 +5,8 @@ A face is usable only when each of '0'-'9' has its own glyph that draws ink and 
 no digits in the character map at all (STIX size variants, DejaVu Sans Display), every digit
 mapped to one fallback glyph (Last Resort), or the digit code points holding other symbols (the
 TeX extension and symbol fonts cmex10 and cmsy10 put bracket pieces and operators there).
+``check_file`` gives the verdict on every face of one file (the task `render` runs in parallel);
+``drop_duplicates`` then keeps one face per family and style.
 """
 
 from __future__ import annotations
@@ -219,3 +221,40 @@ def usable_problem(face: FontFace) -> str | None:
     except (OSError, ValueError) as exc:
         return f"cannot render ({exc})"
     return render_problem(masks, missing)
+
+
+@dataclass(frozen=True)
+class FaceCheck:
+    """The verdict on one face (or on a file that holds no usable face): ``problem`` None = usable."""
+
+    path: str
+    face: FontFace | None
+    problem: str | None
+
+    @property
+    def label(self) -> str:
+        return self.face.label if self.face else self.path
+
+
+def check_file(path: str) -> list[FaceCheck]:
+    """Every face of a font file with the reason it cannot be used (None when it can)."""
+    faces, problem = list_faces(Path(path))
+    if problem:
+        return [FaceCheck(path, None, problem)]
+    return [FaceCheck(path, face, usable_problem(face)) for face in faces]
+
+
+def drop_duplicates(checks: list[FaceCheck]) -> list[FaceCheck]:
+    """The same family and style found again (a system copy of a font matplotlib ships) is
+    skipped in favour of the first usable one, so no face is drawn twice."""
+    first: dict[tuple[str, str], FontFace] = {}
+    result = []
+    for check in checks:
+        if check.face is not None and check.problem is None:
+            key = (check.face.family.casefold(), check.face.style.casefold())
+            if key in first:
+                check = FaceCheck(check.path, check.face, f"duplicate of {first[key].label}")
+            else:
+                first[key] = check.face
+        result.append(check)
+    return result

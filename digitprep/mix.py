@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from digitprep.classes import format_classes
-from digitprep.dataset import StoredDataset, read_dataset, write_dataset
+from digitprep.csvio import StoredDataset, read_dataset, write_dataset
 
 
 def _size_text(n_pixels: int) -> str:

@@ -1,37 +1,62 @@
-"""The standard MNIST files: IDX images and labels (gzipped or not) and the Kaggle CSV, read into
-``(images uint8 (n, 28, 28), labels int64 (n,))`` with every header, count and size checked.
+"""The standard MNIST files (IDX images and labels, gzipped or not, and Kaggle CSVs) read into
+``(images uint8 (n, 28, 28), labels int64 (n,))`` with every header, count and size checked; their
+MD5-checked download; scikit-learn's bundled 8x8 digits.
 
 Compression and kind are told from the bytes, not the name: gzip by its magic ``1f 8b``, IDX by
-its magic (``00 00 08 03`` images, ``00 00 08 01`` labels), anything else is read as a Kaggle CSV
-(``label,1x1,...,28x28``, the header row optional). Every problem is a MnistFormatError whose
-message names the file and the reason.
+its magic (``00 00 08 03`` images, ``00 00 08 01`` labels), anything else is a Kaggle CSV
+(``digitprep.tables``). An IDX file is read as a stream, exactly the bytes its header declares, so
+a short header followed by gigabytes (a gzip bomb) is refused after one block more. Every problem
+is a MnistFormatError whose message names the file and the reason.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
+import time
+import urllib.error
+import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digitprep.csvio import encode_uint8_rows, write_atomic
+from digitprep.atomic import OutputSet, write_atomic
 
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: count, rows, columns
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: count
+KINDS = {IMAGES_MAGIC: "IDX images", LABELS_MAGIC: "IDX labels"}
 IDX_UNSIGNED_BYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
-SIDE = 28
-KAGGLE_COLUMNS = 1 + SIDE * SIDE  # label, then the pixels row by row
-KAGGLE_HEADER = ",".join(["label"] + [f"{row}x{col}" for row in range(1, SIDE + 1) for col in range(1, SIDE + 1)])
+BLOCK_BYTES = 1 << 20  # read, inflate and download in blocks of this size
 # Names that promise an IDX file, so a wrong magic is reported as such rather than as a bad CSV.
 IDX_NAME = re.compile(r"idx\d|ubyte", re.IGNORECASE)
+
+# The sums torchvision checks (torchvision.datasets.MNIST.resources).
+MNIST_MD5 = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+# The mirror torchvision tries first, then Google's CVDF copy (yann.lecun.com no longer serves them).
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+TIMEOUT_SECONDS = 60  # the longest a connection may stay silent
+DEADLINE_SECONDS = 600  # the longest one file may take from one mirror: a trickle never times out
 
 
 class MnistFormatError(ValueError):
     """An MNIST file that cannot be used; the message names the file and the reason."""
+
+
+class DownloadError(OSError):
+    """A file could not be fetched with the right checksum from any mirror; says which and why."""
 
 
 @dataclass(frozen=True)
@@ -49,64 +74,80 @@ def is_gzip(path: Path) -> bool:
         return handle.read(2) == GZIP_MAGIC
 
 
-def read_payload(path: Path) -> bytes:
-    """A file's bytes, decompressed when it is gzip."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise MnistFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if data[:2] != GZIP_MAGIC:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise MnistFormatError(f"{path}: truncated or corrupt gzip data ({exc})") from None
+def open_payload(path: Path):
+    """A binary file object of the file's content, inflated as it is read when it is gzip."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
-def _head(path: Path, count: int) -> bytes:
+def read_head(path: Path, count: int) -> bytes:
     """The first ``count`` bytes of a file's (decompressed) content."""
     try:
-        opener = gzip.open if is_gzip(path) else open
-        with opener(path, "rb") as handle:
+        with open_payload(path) as handle:
             return handle.read(count)
     except (EOFError, OSError, zlib.error) as exc:
         raise MnistFormatError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
-def parse_idx(data: bytes, path: Path, magic: int) -> np.ndarray:
-    """An IDX file's array from its decompressed bytes, checking the magic against ``magic`` and
-    the byte count against the dimensions the header declares."""
-    if len(data) < 4:
-        raise MnistFormatError(f"{path}: truncated: {len(data)} bytes, not even an IDX magic number")
-    found = int.from_bytes(data[:4], "big")
+def read_up_to(handle, count: int) -> bytearray:
+    """At most ``count`` bytes, read in blocks: memory grows with what the file holds, not with
+    what its header claims."""
+    data = bytearray()
+    while len(data) < count and (block := handle.read(min(BLOCK_BYTES, count - len(data)))):
+        data += block
+    return data
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX file's array (gzipped or not), checking the magic against ``magic`` and the byte
+    count against the dimensions the header declares; nothing past one block more is read."""
+    path = Path(path)
+    try:
+        with open_payload(path) as handle:
+            return _read_idx_stream(handle, path, magic)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise MnistFormatError(f"{path}: truncated or corrupt gzip data ({exc})") from None
+    except OSError as exc:
+        raise MnistFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _read_idx_stream(handle, path: Path, magic: int) -> np.ndarray:
+    head = read_up_to(handle, 4)
+    if len(head) < 4:
+        raise MnistFormatError(f"{path}: truncated: {len(head)} bytes, not even an IDX magic number")
+    found = int.from_bytes(head, "big")
     if found != magic:
-        kinds = {IMAGES_MAGIC: "IDX images", LABELS_MAGIC: "IDX labels"}
-        what = f"an {kinds[found]} file" if found in kinds else "not an MNIST IDX file"
-        raise MnistFormatError(f"{path}: wrong magic 0x{found:08X} ({what}), expected 0x{magic:08X} ({kinds[magic]})")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise MnistFormatError(f"{path}: truncated: the header needs {header} bytes, the file has {len(data)}")
-    dims = [int(d) for d in np.frombuffer(data, ">u4", ndim, 4)]
-    expected = int(np.prod(dims, dtype=np.int64))
-    actual = len(data) - header
+        what = f"an {KINDS[found]} file" if found in KINDS else "not an MNIST IDX file"
+        raise MnistFormatError(f"{path}: wrong magic 0x{found:08X} ({what}), expected 0x{magic:08X} ({KINDS[magic]})")
+    ndim = head[3]
+    dims_bytes = read_up_to(handle, 4 * ndim)
+    if len(dims_bytes) < 4 * ndim:
+        header, have = 4 + 4 * ndim, 4 + len(dims_bytes)
+        raise MnistFormatError(f"{path}: truncated: the header needs {header} bytes, the file has {have}")
+    dims = [int(d) for d in np.frombuffer(dims_bytes, ">u4")]
     shape = " x ".join(map(str, dims))
-    if actual < expected:
-        raise MnistFormatError(f"{path}: truncated: the header declares {shape} = {expected} bytes, found {actual}")
-    if actual > expected:
-        raise MnistFormatError(f"{path}: {actual - expected} bytes after the {shape} = {expected} the header declares")
-    return np.frombuffer(data, np.uint8, expected, header).reshape(dims).copy()
+    if 0 in dims:
+        empty = "no images" if dims[0] == 0 else "images of 0 pixels"
+        raise MnistFormatError(f"{path}: the header declares {shape}: {empty}, nothing to read")
+    expected = int(np.prod(dims, dtype=np.int64))
+    data = read_up_to(handle, expected)
+    if len(data) < expected:
+        raise MnistFormatError(f"{path}: truncated: the header declares {shape} = {expected} bytes, found {len(data)}")
+    extra = len(handle.read(BLOCK_BYTES))  # a bomb's gigabytes stop here
+    if extra:
+        more = extra + len(handle.read(1)) > BLOCK_BYTES
+        count = f"more than {BLOCK_BYTES}" if more else str(extra)
+        raise MnistFormatError(f"{path}: {count} bytes after the {shape} = {expected} the header declares")
+    return np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def read_idx_images(path: Path) -> np.ndarray:
     """uint8 (n, rows, cols) from an IDX images file (``*-images-idx3-ubyte``, gzipped or not)."""
-    return parse_idx(read_payload(path), Path(path), IMAGES_MAGIC)
+    return read_idx(path, IMAGES_MAGIC)
 
 
 def read_idx_labels(path: Path) -> np.ndarray:
     """int64 (n,) digits from an IDX labels file (``*-labels-idx1-ubyte``, gzipped or not)."""
-    labels = parse_idx(read_payload(path), Path(path), LABELS_MAGIC)
+    labels = read_idx(path, LABELS_MAGIC)
     check_digits(labels, path, "position")
     return labels.astype(np.int64)
 
@@ -131,93 +172,15 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     write_atomic(Path(path), data)
 
 
-def has_header(first_line: bytes) -> bool:
-    """A Kaggle CSV's first line is a header when its first field is not a number."""
-    first = first_line.removeprefix(b"\xef\xbb\xbf").split(b",", 1)[0].strip()
-    return not first.isdigit()
-
-
-def read_kaggle_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 28, 28), labels int64) from a Kaggle MNIST CSV: ``label,1x1,...,28x28``
-    rows, the header row optional (told from the first field), gzipped or not. Pandas' C parser
-    reads straight into uint8, so this costs little more than a bare ``read_csv``."""
-    import pandas as pd  # imported here: it costs 0.4 s and only CSV reading needs it
-
-    path = Path(path)
-    head = _head(path, 64 * 1024)
-    if not head:
-        raise MnistFormatError(f"{path}: empty file")
-    first_line = head.split(b"\n", 1)[0]
-    columns = first_line.count(b",") + 1
-    if columns != KAGGLE_COLUMNS:
-        raise MnistFormatError(
-            f"{path}: {columns} columns, expected {KAGGLE_COLUMNS} (a label then {SIDE}x{SIDE} pixels)"
-        )
-    header = has_header(first_line)
-    options = {"header": 0 if header else None, "engine": "c", "compression": "gzip" if is_gzip(path) else None}
-    try:
-        values = pd.read_csv(path, dtype=np.uint8, **options).to_numpy()
-    except (ValueError, OverflowError, pd.errors.ParserError) as exc:
-        raise MnistFormatError(f"{path}: {_describe_bad_csv(path, options, exc)}") from None
-    labels = values[:, 0]
-    check_digits(labels, path, "data row", first=1)
-    images = np.ascontiguousarray(values[:, 1:]).reshape(len(values), SIDE, SIDE)
-    return images, labels.astype(np.int64)
-
-
-def _describe_bad_csv(path: Path, options: dict, error: Exception) -> str:
-    """Why pandas refused the file, as a user would say it: the first bad row and value. Runs
-    only after a failure, so it may read the file again, letting pandas pick each column's type:
-    numeric columns stay fast, only columns holding text are looked at value by value."""
-    import pandas as pd
-
-    message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
-    if fields:
-        return f"line {fields.group(2)} has {fields.group(3)} values, expected {fields.group(1)}"
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], low_memory=False, **options)
-    except (ValueError, pd.errors.ParserError):
-        return f"bad data ({message})"
-    first_bad: tuple[int, int] | None = None  # (row, column), row-major first
-    for column in range(frame.shape[1]):
-        values = frame.iloc[:, column]
-        numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-        with np.errstate(invalid="ignore"):
-            bad = ~(np.isfinite(numbers) & (numbers == np.round(numbers)) & (numbers >= 0) & (numbers <= 255))
-        if bad.any():
-            row = int(bad.argmax())
-            if first_bad is None or row < first_bad[0]:
-                first_bad = (row, column)
-    if first_bad is None:
-        return f"bad data ({message})"
-    row, column = first_bad
-    value = frame.iat[row, column]
-    if pd.isna(value) or not str(value).strip():
-        return f"data row {row + 1}: missing value in column {column + 1} of {KAGGLE_COLUMNS}"
-    return f"data row {row + 1}, column {column + 1}: {str(value).strip()!r} is not an integer 0-255"
-
-
-def write_kaggle_csv(path: Path, images: np.ndarray, labels: np.ndarray, header: bool = True) -> None:
-    """Write images (n, 28, 28) and labels in the Kaggle layout, atomically."""
-    rows = np.hstack((np.asarray(labels, np.uint8)[:, None], np.asarray(images, np.uint8).reshape(len(images), -1)))
-    text = (KAGGLE_HEADER + "\n").encode() if header else b""
-    write_atomic(Path(path), text + encode_uint8_rows(rows))
-
-
 def file_kind(path: Path) -> str:
     """``images``, ``labels`` or ``csv``, from the file's first bytes (and, for IDX, its name)."""
-    head = _head(path, 4)
+    head = read_head(path, 4)
     if head[:2] == b"\0\0" or IDX_NAME.search(Path(path).name):
         found = int.from_bytes(head.ljust(4, b"\0"), "big")
-        if found == IMAGES_MAGIC:
-            return "images"
-        if found == LABELS_MAGIC:
-            return "labels"
-        raise MnistFormatError(
-            f"{path}: wrong magic 0x{found:08X}, expected 0x{IMAGES_MAGIC:08X} (IDX images) "
-            f"or 0x{LABELS_MAGIC:08X} (IDX labels)"
-        )
+        if found in KINDS:
+            return "images" if found == IMAGES_MAGIC else "labels"
+        expected = " or ".join(f"0x{magic:08X} ({kind})" for magic, kind in KINDS.items())
+        raise MnistFormatError(f"{path}: wrong magic 0x{found:08X}, expected {expected}")
     return "csv"
 
 
@@ -242,6 +205,8 @@ def labels_beside(images_path: Path) -> Path | None:
 def read_mnist_sets(paths: list[Path]) -> list[MnistSet]:
     """Each images IDX file (paired with the labels file given beside it, or found next to it)
     or Kaggle CSV among ``paths``, in the order given."""
+    from digitprep.tables import read_kaggle_csv  # imported here: tables uses this module's checks
+
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
@@ -265,16 +230,121 @@ def read_mnist_sets(paths: list[Path]) -> list[MnistSet]:
     return sets
 
 
-def load_mnist(paths: Path | str | list) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 28, 28), labels int64 (n,)) from IDX files and/or Kaggle CSVs, in order."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    sets = read_mnist_sets(paths)
+def concatenate_sets(sets: list[MnistSet]) -> tuple[np.ndarray, np.ndarray]:
+    """All sets' images and labels, in order (one image size for all)."""
     if not sets:
-        raise MnistFormatError(f"{', '.join(map(str, paths))}: no images file or Kaggle CSV among them")
+        raise MnistFormatError("no images file or Kaggle CSV among the sources")
     if len(sets) == 1:  # no concatenation: it would copy the whole set for nothing
         return sets[0].images, sets[0].labels
     shapes = {s.images.shape[1:] for s in sets}
     if len(shapes) > 1:
         raise MnistFormatError(f"{', '.join(str(s.path) for s in sets)}: image sizes differ ({sorted(shapes)})")
     return np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets])
+
+
+def load_mnist(paths: Path | str | list) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels int64 (n,)) from IDX files and/or Kaggle CSVs, in order."""
+    return concatenate_sets(read_mnist_sets([paths] if isinstance(paths, (str, Path)) else paths))
+
+
+def md5_of(path: Path) -> str:
+    """Hex MD5 of a file, read in blocks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _socket_of(response):
+    """The socket under an HTTP(S) response, to bound each read by the time left; None for
+    file:// and the like (``SocketIO`` keeps it as ``_sock``, unchanged since Python 3.0)."""
+    return getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+
+
+def download(url: str, target: Path, md5: str, timeout: float, deadline: float) -> None:
+    """Fetch ``url`` to ``target`` through the atomic writer, committed only when its MD5 is
+    ``md5`` and it arrived within ``deadline`` seconds; otherwise DownloadError (or the network's
+    OSError) and nothing is left behind."""
+    finish_by = time.monotonic() + deadline
+    digest = hashlib.md5(usedforsecurity=False)
+    with OutputSet() as outputs:
+        output = outputs.open(target)
+        try:
+            with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+                read, sock = getattr(response, "read1", response.read), _socket_of(response)
+                while True:
+                    left = finish_by - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    if sock is not None:
+                        sock.settimeout(min(timeout, left))  # no single read may outlast the deadline
+                    if not (block := read(BLOCK_BYTES)):
+                        break
+                    digest.update(block)
+                    output.write(block)
+        except (TimeoutError, urllib.error.URLError) as exc:
+            if time.monotonic() < finish_by:
+                raise
+            raise DownloadError(f"{target.name}: {url} took longer than the {deadline:g} s deadline") from exc
+        if digest.hexdigest() != md5:
+            raise DownloadError(f"{target.name}: wrong MD5 from {url}: expected {md5}, got {digest.hexdigest()}")
+        outputs.commit()
+
+
+def fetch(name: str, folder: Path, md5: str, mirrors: tuple[str, ...], timeout: float, deadline: float) -> str:
+    """Make ``folder/name`` a verified copy: kept when already there with the right MD5, else
+    downloaded from the first mirror that serves it with that sum, each mirror within
+    ``deadline`` seconds. Returns what was done."""
+    target = Path(folder) / name
+    failures: list[str] = []
+    if target.is_file():
+        found = md5_of(target)
+        if found == md5:
+            return "present, MD5 verified"
+        # A corrupt copy must not survive a failed re-download looking like a finished one.
+        target.unlink()
+        failures.append(f"the copy there had MD5 {found}, expected {md5}: removed")
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + name
+        try:
+            download(url, target, md5, timeout, deadline)
+        except DownloadError as exc:
+            failures.append(str(exc).removeprefix(f"{name}: "))
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            failures.append(f"cannot fetch {url} ({reason})")
+        else:
+            earlier = f" (after: {'; '.join(failures)})" if failures else ""
+            return f"downloaded from {url}, MD5 verified{earlier}"
+    raise DownloadError(f"{target}: " + "; ".join(failures + ([] if mirrors else ["no mirror given"])))
+
+
+def fetch_mnist(
+    folder: Path,
+    mirrors: tuple[str, ...] = MNIST_MIRRORS,
+    checksums: dict[str, str] = MNIST_MD5,
+    on_file: Callable[[str, str], None] = lambda name, status: None,
+    deadline: float | None = None,
+) -> None:
+    """Fetch every file of ``checksums`` (MNIST's four IDX files) into ``folder``, verified, each
+    from each mirror within ``deadline`` seconds (default DEADLINE_SECONDS); ``on_file(name,
+    status)`` after each that succeeds. Every file is tried; DownloadError at the end names those
+    that failed and why."""
+    failures: list[str] = []
+    for name, md5 in checksums.items():
+        try:
+            on_file(name, fetch(name, folder, md5, mirrors, TIMEOUT_SECONDS, deadline or DEADLINE_SECONDS))
+        except DownloadError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise DownloadError("; ".join(failures))
+
+
+def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (1797, 8, 8) with ink high, labels int64): values 0-16 scaled to 0-255."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
+    return images, bunch.target.astype(np.int64)

@@ -1,11 +1,9 @@
-"""Normalisation steps as pure functions on batches of same-shaped images, and the pipeline.
+"""Normalisation: pure steps on stacks of same-shaped grey images, and the pipeline that chains them.
 
 Order (DESIGN.md): grey -> ink-high -> background removal and contrast stretch -> ink bounding box
--> [deskew] -> [centre in a box, by centre of mass] -> resize. Already-normalised images (MNIST)
-pass through unchanged when neither deskew nor centre is asked for.
-
-Every step works on a stack ``(n, H, W)`` so a chunk of files costs a handful of NumPy calls
-instead of dozens of calls per image; a single image is a stack of one (the wrappers at the end).
+-> [deskew] -> [centre in a box, by centre of mass] -> resize with ``cv2.INTER_AREA``. Every step
+takes a stack ``(n, H, W)`` (a single image is a stack of one: the wrappers at the end) and treats
+each image on its own, so an image's output never depends on the images stacked beside it.
 Intermediate results stay float32 until the final resize, which rounds once.
 """
 
@@ -212,30 +210,6 @@ def sheared_columns(boxes: np.ndarray, cy: np.ndarray, skew: np.ndarray) -> tupl
     return left, right
 
 
-SPLIT_CANVAS_IMAGES = 64  # stacks at least this large are sheared onto two canvases
-
-
-def deskew_groups(stack: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``deskew_ink`` for a stack, as (members, sheared images) groups: a large stack goes onto
-    two canvases, one as wide as the median image needs and one for the rest. The canvas is as
-    wide as its widest image, and a few strongly slanted digits widened MNIST's to 39 columns
-    where half the images need 24 or fewer; every later step costs by the canvas's pixels. An
-    image's values do not depend on its canvas (``deskew_ink``)."""
-    _, cy, skew = centres_and_skews(stack)
-    everyone = np.arange(len(stack))
-    if len(stack) < SPLIT_CANVAS_IMAGES:
-        return [(everyone, deskew_ink(stack, boxes, (cy, skew)))]
-    left, right = sheared_columns(boxes, cy, skew)
-    needed = right - left
-    narrow = needed <= np.median(needed)
-    if narrow.all():
-        return [(everyone, deskew_ink(stack, boxes, (cy, skew)))]
-    groups = []
-    for members in (np.flatnonzero(narrow), np.flatnonzero(~narrow)):
-        groups.append((members, deskew_ink(stack[members], boxes[members], (cy[members], skew[members]))))
-    return groups
-
-
 def _remap_stack(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarray) -> np.ndarray:
     """(n, rows, columns) float32: row r of image i sampled along its source row source_rows[i, r]
     (-1: none, all 0) at columns source_x[i, r], linear interpolation, 0 outside the image.
@@ -276,50 +250,17 @@ def _remap_rows(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarray
     return sheared.reshape(n, rows, columns)
 
 
-def axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
-    """(n, out, canvas) float32 resampling matrices along one axis: source pixels
-    [start, start + length) onto output pixels [0, target). Shrinking uses area weights (exactly
-    what cv2.INTER_AREA computes); enlarging, linear interpolation between pixel centres.
-    Images share few distinct (start, length, target): each matrix is computed once per process
-    and kept (``_WEIGHTS``), so after a process's first chunks nearly every one is looked up."""
-    key = (np.asarray(start) * (canvas + 1) + length) * (out + 1) + target
-    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    keys = [(canvas, out, k) for k in keys.tolist()]
-    missing = [i for i, k in enumerate(keys) if k not in _WEIGHTS]
-    if missing:
-        if len(_WEIGHTS) + len(missing) > WEIGHTS_KEPT:
-            _WEIGHTS.clear()
-        made = _axis_weights(start[first[missing]], length[first[missing]], target[first[missing]], canvas, out)
-        _WEIGHTS.update(zip((keys[i] for i in missing), made))
-    return np.stack([_WEIGHTS[k] for k in keys])[inverse.ravel()]
+def resized(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """One 2-D image resized to (width, height), float32: ``cv2.INTER_AREA`` when shrinking,
+    linear interpolation when enlarging (INTER_AREA's own enlargement is blocky)."""
+    shrinking = width <= image.shape[1] and height <= image.shape[0]
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(np.asarray(image, np.float32), (int(width), int(height)), interpolation=method)
 
 
-WEIGHTS_KEPT = 8192  # resampling matrices kept per process: a few KiB each, 30 MiB at most for MNIST
-_WEIGHTS: dict[tuple[int, int, int], np.ndarray] = {}  # (canvas, out, key) -> (out, canvas) float32
-
-
-def _axis_weights(start: np.ndarray, length: np.ndarray, target: np.ndarray, canvas: int, out: int) -> np.ndarray:
-    scale = (length / target).astype(np.float32)[:, None, None]
-    j = np.arange(out, dtype=np.float32)[None, :, None]
-    u = np.arange(canvas, dtype=np.float32)[None, None, :] - start.astype(np.float32)[:, None, None]
-    last = (length - 1).astype(np.float32)[:, None, None]
-    if (scale >= 1).all():
-        weights = np.maximum(np.minimum(u + 1, (j + 1) * scale) - np.maximum(u, j * scale), 0) / scale
-    else:
-        area = np.maximum(np.minimum(u + 1, (j + 1) * scale) - np.maximum(u, j * scale), 0) / scale
-        centre = np.clip((j + 0.5) * scale - 0.5, 0, last)
-        weights = np.where(scale >= 1, area, np.maximum(1 - np.abs(u - centre), 0))
-    inside = (u >= 0) & (u <= last) & (j < target[:, None, None])
-    return weights * inside
-
-
-def resample(stack: np.ndarray, boxes: np.ndarray, widths: np.ndarray, heights: np.ndarray, out: int) -> np.ndarray:
-    """Each image's box resized to (width, height) at the top-left of an out x out uint8 frame."""
-    _, canvas_h, canvas_w = stack.shape
-    rows = axis_weights(boxes[:, 1], boxes[:, 3], heights, canvas_h, out)
-    cols = axis_weights(boxes[:, 0], boxes[:, 2], widths, canvas_w, out)
-    values = rows @ stack.astype(np.float32, copy=False) @ cols.transpose(0, 2, 1)
-    return np.rint(np.clip(values, 0, 255)).astype(np.uint8)
+def to_uint8(stack: np.ndarray) -> np.ndarray:
+    """Float pixels rounded once, to the nearest whole level, and clipped to 0-255."""
+    return np.rint(np.clip(stack, 0, 255)).astype(np.uint8)
 
 
 def shift(stack: np.ndarray, down: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -356,7 +297,12 @@ def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float =
     scale = box * size / longest
     widths = np.clip(np.round(boxes[:, 2] * scale), 1, size).astype(np.int64)
     heights = np.clip(np.round(boxes[:, 3] * scale), 1, size).astype(np.int64)
-    fitted = resample(stack, boxes, widths, heights, size)
+    fitted = np.zeros((len(stack), size, size), np.float32)
+    for image, (x, y, w, h), width, height, out in zip(
+        stack, boxes.tolist(), widths.tolist(), heights.tolist(), fitted
+    ):
+        out[:height, :width] = resized(image[y : y + h, x : x + w], width, height)
+    fitted = to_uint8(fitted)
     cx, cy, _ = centres_and_skews(fitted)
     empty = fitted.reshape(len(fitted), -1).max(axis=1) == 0
     cx = np.where(empty, (widths - 1) / 2, cx)
@@ -382,17 +328,12 @@ def normalize_stack(
             ink[specked] = keep_inside(ink[specked], boxes[specked])
         if not options.deskew:
             return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
-        fitted = [np.empty((len(ink), size, size), np.uint8) for size in sizes]
-        for members, sheared in deskew_groups(ink, boxes):
-            sheared_boxes = bounding_boxes(sheared)  # specks are gone already: a plain box will do
-            for out, size in zip(fitted, sizes):
-                out[members] = fit_and_center(sheared, sheared_boxes, size, options.box)
-        return fitted, blank
+        sheared = deskew_ink(ink, boxes)
+        sheared_boxes = bounding_boxes(sheared)  # specks are gone already: a plain box will do
+        return [fit_and_center(sheared, sheared_boxes, size, options.box) for size in sizes], blank
     if options.deskew:
         ink = deskew(ink)
-    n, height, width = ink.shape
-    whole = np.tile(np.array([0, 0, width, height], np.int64), (n, 1))
-    return [resample(ink, whole, np.full(n, size), np.full(n, size), size) for size in sizes], blank
+    return [to_uint8(np.stack([resized(image, size, size) for image in ink])) for size in sizes], blank
 
 
 def normalize(grey: np.ndarray, sizes: tuple[int, ...], options: NormalizeOptions) -> list[np.ndarray]:
@@ -417,10 +358,3 @@ def crop_to_ink(image: np.ndarray) -> np.ndarray:
 def skew_of(image: np.ndarray) -> float:
     """Horizontal shear (dx per dy) of one image's ink, from second-order central moments."""
     return float(centres_and_skews(image[None])[2][0])
-
-
-def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """One whole image resized: area weights when shrinking, linear when enlarging."""
-    box = np.array([[0, 0, image.shape[1], image.shape[0]]])
-    out = resample(image[None], box, np.array([width]), np.array([height]), max(width, height))
-    return out[0, :height, :width]

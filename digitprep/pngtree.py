@@ -1,21 +1,27 @@
-"""Writing labelled images back out as PNG files, in either of the layouts `build` reads."""
+"""Writing labelled images out as PNG files, in either of the layouts `build` reads.
+
+The tree is written into a staging folder beside the output folder (``OutputSet.folder``) by
+``parallel_map``'s workers, a chunk of images per task, and swapped in as a set when it is
+complete, so a failed or interrupted run leaves the previous tree as it was.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from digitprep.csvio import write_atomic
+from digitprep.atomic import OutputSet, output_error, signals_held
+from digitprep.build import chunk_size
+from digitprep.parallel import parallel_map
 
-# Encoding and fsync release the GIL, and each file waits mostly on its fsync: many in flight
-# write tens of thousands of small files in seconds instead of minutes.
-WRITER_THREADS = 16
+CHUNK_IMAGES = 2048  # images per task at most (small PNGs: encoding and writing one takes ~50 us)
+LAYOUTS = ("folder", "name")
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -33,51 +39,73 @@ def labelled_png_name(label: int, index: int, tag: str | None, layout: str) -> s
     return f"{label}_{tag or 0}_{index}.png"
 
 
-def write_labelled_pngs(
+def write_png_chunk(task: tuple[np.ndarray, np.ndarray, int, Path, str | None, str]) -> int:
+    """Encode and write consecutive images (the task a worker runs): image ``start + i`` goes to
+    ``folder/labelled_png_name(...)``; returns how many files were written."""
+    images, labels, start, folder, tag, layout = task
+    for offset, (image, label) in enumerate(zip(images, labels.tolist())):
+        path = folder / labelled_png_name(label, start + offset, tag, layout)
+        data = encode_png(image)
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise output_error(path, exc) from None
+    return len(images)
+
+
+def write_png_tree(
     images: np.ndarray,
     labels: np.ndarray,
     out_dir: Path,
     tag: str | None = None,
-    layout: str = "name",
+    layout: str = "folder",
+    jobs: int = 0,
+    on_start: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Write each image, each file atomically, as a PNG named for its label and its position;
-    ``on_progress(1)`` after each; returns how many files were written."""
+    """Write image ``i`` as ``out_dir/<label>/<i>.png`` (``layout="folder"``: each digit folder
+    is replaced whole and old digit folders not in the new tree are removed) or as
+    ``out_dir/<label>_<tag>_<i>.png`` (``layout="name"``: files of those names are replaced);
+    other entries of ``out_dir`` are left alone. Returns the number of files written."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    images, labels = np.asarray(images, np.uint8), np.asarray(labels, np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     out_dir = Path(out_dir)
-    paths = [out_dir / labelled_png_name(int(label), index, tag, layout) for index, label in enumerate(labels)]
-    for folder in {path.parent for path in paths}:
-        folder.mkdir(parents=True, exist_ok=True)
+    on_start(len(images))
+    size = chunk_size(len(images), jobs, CHUNK_IMAGES)
+    with OutputSet() as outputs:
+        staging = outputs.folder(out_dir)
+        if layout == "folder":
+            for label in np.unique(labels).tolist():
+                (staging / str(label)).mkdir()
+        tasks = [
+            (images[start : start + size], labels[start : start + size], start, staging, tag, layout)
+            for start in range(0, len(images), size)
+        ]
+        with parallel_map(write_png_chunk, tasks, jobs) as written:
+            for count in written:
+                on_progress(count)
+        with signals_held():  # the new tree and the old one's leftovers go together
+            outputs.commit()
+            trash = _move_stale_digit_folders(out_dir, set(np.unique(labels).tolist())) if layout == "folder" else None
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    return len(images)
 
-    def write(index: int) -> None:
-        write_atomic(paths[index], encode_png(images[index]))
 
-    pool = ThreadPoolExecutor(WRITER_THREADS)
+def _move_stale_digit_folders(out_dir: Path, labels: set[int]) -> Path | None:
+    """Move the digit folders of an earlier tree whose digit the new tree lacks (a set of digits
+    0-2 written over one of 0-9 must not keep the old 3-9) into a temporary folder beside
+    ``out_dir`` named as the atomic writer names its temporaries; returns it (None if none)."""
     try:
-        for _ in pool.map(write, range(len(paths))):  # re-raises the first failure
-            on_progress(1)
-    finally:
-        pool.shutdown(cancel_futures=True)  # on Ctrl-C or a failure, do not write the rest first
-    return len(paths)
-
-
-def replace_png_tree(
-    images: np.ndarray, labels: np.ndarray, out_dir: Path, on_progress: Callable[[int], None] = lambda n: None
-) -> int:
-    """Write ``out_dir/<label>/<index>.png``, replacing the label folders already there (other
-    entries are left alone). The new tree is written beside ``out_dir`` and swapped in folder by
-    folder, so an interrupted run leaves the previous tree; returns how many files were written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        count = write_labelled_pngs(images, labels, staging / "new", layout="folder", on_progress=on_progress)
-        new = {p.name for p in (staging / "new").iterdir()}
-        old = {p.name for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit()}
-        for name in sorted(new | old):
-            if name in old:
-                (out_dir / name).rename(staging / f"old-{name}")
-            if name in new:
-                (staging / "new" / name).rename(out_dir / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return count
+        stale = [e for e in out_dir.iterdir() if e.name.isdigit() and int(e.name) not in labels and e.is_dir()]
+        if not stale:
+            return None
+        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
+        for entry in stale:
+            entry.rename(trash / entry.name)
+    except OSError as exc:
+        raise output_error(out_dir, exc) from None
+    return trash

@@ -1,4 +1,11 @@
-"""Finding labelled images: walk the sources, derive each file's label and tag, in a fixed order."""
+"""Finding labelled images: walk the sources, derive each file's label and tag, in a fixed order.
+
+Folders are walked like torchvision's ImageFolder with ``followlinks``: symbolic links to folders
+are followed, but a folder reached a second time (a link loop, or two links to one folder) is
+reported instead of walked again. The walk keeps its own stack, so nesting depth has no limit.
+Names that are not UTF-8 are kept as the file system gives them (``surrogateescape``) and shown
+with backslash escapes in messages and manifests.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +24,7 @@ LABEL_MODES = ("auto", "folder", "filename", "name", "labelrow")  # name: short 
 
 
 class Candidate(NamedTuple):
-    """One file found under a source: where it is, and its label if known before decoding.
-    A named tuple: tens of thousands are made and sent to worker processes per run."""
+    """One file found under a source: where it is, and its label if known before decoding."""
 
     path: str
     display: str  # the path shown in messages and the manifest: relative to the working directory
@@ -29,95 +35,70 @@ class Candidate(NamedTuple):
 
 
 _DIGIT_RUNS = re.compile(r"(\d+)")
-# Names that are numbers without leading zeros, all with one extension ('7.png', '12.png'), one per
-# line: for such a folder natural order is order by length, then by text (two sorts in C, no key
-# per name), and its extension alone tells whether its files are images.
-_PLAIN_NUMBER_LINES = re.compile(r"(?:[1-9]\d*|0)\.(\w+)\n(?:(?:[1-9]\d*|0)\.\1\n)*")
 
 
 def natural_key(text: str) -> list:
-    """Sort key ordering 'img2' before 'img10'."""
-    parts = _DIGIT_RUNS.split(text)
+    """Sort key ordering 'img2' before 'img10' (and '07' before '7', as text decides ties)."""
+    parts: list = _DIGIT_RUNS.split(text)
     parts[1::2] = map(int, parts[1::2])  # the split alternates text and digit runs
-    return parts
+    return [parts, text]
 
 
-def plain_extension(names: list[str]) -> str | None:
-    """The extension of ``names`` when every one is a number without leading zeros followed by
-    that one extension, else None. One regular expression over all the names: folders hold tens
-    of thousands of them."""
-    lines = "\n".join(names) + "\n"
-    if not names or lines.count("\n") != len(names):  # a name with a line break in it
-        return None
-    match = _PLAIN_NUMBER_LINES.fullmatch(lines)
-    return match.group(1) if match else None
+def shown(text: str) -> str:
+    """``text`` printable and encodable as UTF-8: bytes that are not UTF-8 as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def natural_sorted(names: list[str], plain: bool | None = None) -> list[str]:
-    """``names`` in natural order; names equal as numbers ('7.png', '07.png') in text order.
-    ``plain``: whether ``plain_extension(names)`` finds one, when the caller knows already."""
-    ordered = sorted(names)
-    if plain is None:
-        plain = plain_extension(ordered) is not None
-    if plain:
-        ordered.sort(key=len)
-    else:
-        ordered.sort(key=natural_key)
-    return ordered
+class Found(NamedTuple):
+    """An image-named entry of a walk: its path, shown path, its folder's name, and a problem."""
+
+    path: str
+    display: str
+    parent: str
+    problem: str | None
 
 
-class Listing(NamedTuple):
-    """Consecutive image-named entries of one folder, in natural order."""
-
-    base: str  # the folder's path with a trailing separator: base + name is the file's path
-    display: str  # the folder's display path with a trailing "/", or "" for "."
-    parent: str  # the folder's own name
-    names: list[str]
-    problems: list[str | None]  # per name, why it cannot be an image file (a directory...)
-
-
-def walk_images(folder: str, display: str) -> Iterator[Listing]:
-    """Image-named entries under ``folder`` as Listings, each folder's entries in natural order
-    with subfolders walked where they fall in it. Works on whole folders, not on each file: data
-    sets have tens of thousands of files."""
-    with os.scandir(folder) as scan:
-        found = list(scan)
-    every_name = [entry.name for entry in found]
-    base = os.path.join(folder, "")
-    prefix = f"{display}/" if display != "." else ""
-    parent = os.path.basename(folder)
-    extension = plain_extension(every_name)
-    ordered = natural_sorted(every_name, extension is not None)
-    special = {entry.name for entry in found if not entry.is_file(follow_symlinks=False)}
-    if not special:  # the usual folder: files only, so its images are all there is to it
-        if extension is not None:  # numbered files of one extension: all images or none
-            images = ordered if f".{extension}".lower().endswith(IMAGE_SUFFIXES) else []
-        else:
-            images = [name for name in ordered if name.lower().endswith(IMAGE_SUFFIXES)]
-        if images:
-            yield Listing(base, prefix, parent, images, [None] * len(images))
-        return
-    entries = {entry.name: entry for entry in found}
-    names: list[str] = []
-    problems: list[str | None] = []
-    for name in ordered:
-        entry = entries[name]
-        is_image = name.lower().endswith(IMAGE_SUFFIXES)
-        if entry.is_dir(follow_symlinks=False):
+def walk_images(folder: str, display: str) -> Iterator[Found]:
+    """Image-named entries under ``folder``, each folder's entries in natural order with
+    subfolders walked where they fall in it."""
+    seen = {_identity(folder)}
+    stack = [_entries(folder, display)]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        entry, shown_path, parent = item
+        is_image = entry.name.lower().endswith(IMAGE_SUFFIXES)
+        if entry.is_dir():
+            identity = _identity(entry.path)
             if is_image:
-                names.append(name)
-                problems.append("is a directory, not an image")
-                continue
-            if names:
-                yield Listing(base, prefix, parent, names, problems)
-                names, problems = [], []
-            yield from walk_images(entry.path, prefix + name)
+                yield Found(entry.path, shown_path, parent, "is a directory, not an image")
+            elif identity in seen:
+                yield Found(entry.path, shown_path, parent, "folder reached again through a symbolic link: not walked")
+            else:
+                seen.add(identity)
+                try:
+                    stack.append(_entries(entry.path, shown_path))
+                except OSError as exc:
+                    yield Found(entry.path, shown_path, parent, f"folder cannot be read ({exc.strerror or exc})")
         elif is_image:
-            names.append(name)
-            dangling = name in special and not os.path.exists(entry.path)
-            problems.append("dangling symbolic link" if dangling else None)
-    if names:
-        yield Listing(base, prefix, parent, names, problems)
+            dangling = entry.is_symlink() and not os.path.exists(entry.path)
+            yield Found(entry.path, shown_path, parent, "dangling symbolic link" if dangling else None)
+
+
+def _identity(folder: str) -> tuple[int, int]:
+    status = os.stat(folder)
+    return status.st_dev, status.st_ino
+
+
+def _entries(folder: str, display: str) -> Iterator[tuple[os.DirEntry, str, str]]:
+    """A folder's entries in natural order, with their shown paths and the folder's name."""
+    prefix = f"{display}/" if display != "." else ""
+    parent = os.path.basename(os.path.normpath(folder))
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: natural_key(entry.name))
+    return iter([(entry, prefix + shown(entry.name), parent) for entry in entries])
 
 
 def label_and_tag_from_name(name: str, pattern: re.Pattern) -> tuple[int | None, str]:
@@ -132,19 +113,29 @@ def label_file(path: str, parent: str, mode: str, pattern: re.Pattern | None) ->
     """(label, tag, problem) for one file under a labelling mode; labelrow files wait for decoding."""
     if mode == "labelrow":
         return None, "", None
-    name = os.path.basename(path)
     if pattern is not None:
-        label, tag = label_and_tag_from_name(name, pattern)
+        label, tag = label_and_tag_from_name(os.path.basename(path), pattern)
         return label, tag, None if label is not None else "no label: file name does not match --pattern"
     if mode in ("folder", "auto"):
         if parent.isdigit():
             return int(parent), "", None
         if mode == "folder":
-            return None, "", f"no label: parent folder {parent!r} is not a digit"
-    label, tag = label_and_tag_from_name(name, ORIGINAL_NAME)
+            return None, "", f"no label: parent folder {shown(parent)!r} is not a digit"
+    label, tag = label_and_tag_from_name(os.path.basename(path), ORIGINAL_NAME)
     if label is None:
         return None, "", "no label: neither a digit folder nor a <label>_<tag>_<n> file name"
     return label, tag, None
+
+
+def label_pattern(pattern: str | None) -> re.Pattern | None:
+    """``--pattern`` compiled, or a ValueError naming what is wrong with it."""
+    try:
+        compiled = re.compile(pattern) if pattern else None
+    except re.error as exc:
+        raise ValueError(f"--pattern {pattern!r} is not a regular expression ({exc})") from None
+    if compiled is not None and "label" not in compiled.groupindex:
+        raise ValueError("--pattern needs a named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
+    return compiled
 
 
 def find_candidates(
@@ -155,110 +146,27 @@ def find_candidates(
     origin: str | None = None,
 ) -> list[Candidate]:
     """Every image under the sources, labelled, in a deterministic order (sources as given, then
-    natural path order). Files that cannot be used carry a ``problem`` instead of being dropped."""
-    return [candidate for found in iter_candidates(sources, mode, pattern, classes, origin) for candidate in found]
-
-
-def iter_candidates(
-    sources: list[Path],
-    mode: str = "auto",
-    pattern: str | None = None,
-    classes: tuple[int, ...] = tuple(range(10)),
-    origin: str | None = None,
-) -> Iterator[list[Candidate]]:
-    """``find_candidates``' files a folder's listing at a time, found as they are taken, so work on
-    the first can start while the rest are walked. The sources and the pattern are checked here,
-    before any folder is walked."""
+    natural path order). Files that cannot be used carry a ``problem`` instead of being dropped.
+    A missing source or a bad pattern is a ValueError before any folder is walked."""
     compiled = label_pattern(pattern)
-    runs = walk_sources(sources, origin)
-    return (labelled_candidates(listing, run_origin, mode, compiled, classes) for listing, run_origin in runs)
-
-
-class FolderRun(NamedTuple):
-    """Consecutive image files of one folder (a Listing, or a slice of one) and their origin: how
-    `build` sends files to its workers, which label them (``run_candidates``). A few names and
-    two paths per folder instead of two paths per file."""
-
-    listing: Listing
-    origin: str
-
-    @property
-    def size(self) -> int:
-        """The number of files in the run."""
-        return len(self.listing.names)
-
-    def part(self, start: int, stop: int) -> FolderRun:
-        """Files ``start`` to ``stop`` of the run."""
-        names, problems = self.listing.names, self.listing.problems
-        if start == 0 and stop >= len(names):
-            return self
-        return FolderRun(self.listing._replace(names=names[start:stop], problems=problems[start:stop]), self.origin)
-
-
-def label_pattern(pattern: str | None) -> re.Pattern | None:
-    """``--pattern`` compiled, or a ValueError naming what it lacks."""
-    compiled = re.compile(pattern) if pattern else None
-    if compiled is not None and "label" not in compiled.groupindex:
-        raise ValueError("--pattern needs a named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
-    return compiled
-
-
-def walk_sources(sources: list[Path], origin: str | None = None) -> Iterator[FolderRun]:
-    """Every image file under the sources as FolderRuns in the order of ``find_candidates``,
-    found as they are taken. The sources are checked here, before any folder is walked."""
     sources = [Path(source) for source in sources]
     for source in sources:
         if not source.exists():
-            raise FileNotFoundError(f"{source}: no such file or folder")
-    return _walk_sources(sources, origin)
-
-
-def _walk_sources(sources: list[Path], origin: str | None) -> Iterator[FolderRun]:
+            raise ValueError(f"{source}: no such file or folder")
+    found = []
     for source in sources:
         resolved = source.resolve()
         source_origin = origin or (resolved.name if source.is_dir() else resolved.parent.name)
-        display = Path(os.path.relpath(source)).as_posix()
+        display = shown(Path(os.path.relpath(source)).as_posix())
         if source.is_dir():
-            listings = walk_images(str(source), display)
+            entries = walk_images(str(source), display)
         else:
-            folder, _, name = str(source).rpartition(os.sep)
-            shown_folder = display[: len(display) - len(name)]
-            listings = [Listing(folder + os.sep if folder else "", shown_folder, resolved.parent.name, [name], [None])]
-        for listing in listings:
-            yield FolderRun(listing, source_origin)
-
-
-def run_candidates(runs: list[FolderRun], mode: str, pattern: str | None, classes: tuple[int, ...]) -> list[Candidate]:
-    """The labelled Candidates of FolderRuns, in order."""
-    compiled = label_pattern(pattern)  # re caches the compiled pattern
-    return [
-        candidate for run in runs for candidate in labelled_candidates(run.listing, run.origin, mode, compiled, classes)
-    ]
-
-
-def labelled_candidates(
-    listing: Listing, origin: str, mode: str, pattern: re.Pattern | None, classes: tuple[int, ...]
-) -> list[Candidate]:
-    """The Candidates of one listing; a folder that decides the label alone is labelled once."""
-    base, shown, parent = listing.base, listing.display, listing.parent
-    if pattern is None and (mode == "folder" or (mode == "auto" and parent.isdigit())):
-        label, tag, problem = label_file(base, parent, mode, None)
-        if label is not None and label not in classes:
-            problem = f"label {label} is not in the class set"
-        make = tuple.__new__  # Candidate's own __new__, without its keyword handling: once per file
-        return [
-            make(Candidate, (base + name, shown + name, origin, None, "", unusable))
-            if unusable
-            else make(Candidate, (base + name, shown + name, origin, label, tag, problem))
-            for name, unusable in zip(listing.names, listing.problems)
-        ]
-    candidates = []
-    for name, unusable in zip(listing.names, listing.problems):
-        if unusable:
-            candidates.append(Candidate(base + name, shown + name, origin, problem=unusable))
-            continue
-        label, tag, problem = label_file(base + name, parent, mode, pattern)
-        if label is not None and label not in classes:
-            problem = f"label {label} is not in the class set"
-        candidates.append(Candidate(base + name, shown + name, origin, label, tag, problem))
-    return candidates
+            entries = [Found(str(source), display, resolved.parent.name, None)]
+        for path, display_path, parent, problem in entries:
+            label, tag = None, ""
+            if problem is None:
+                label, tag, problem = label_file(path, parent, mode, compiled)
+            if label is not None and label not in classes:
+                problem = f"label {label} is not in the class set"
+            found.append(Candidate(path, display_path, source_origin, label, tag, problem))
+    return found

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.dataset import StoredDataset, read_dataset, write_dataset
+from digitprep.csvio import StoredDataset, read_dataset, write_dataset
 
 
 def stratified_split(

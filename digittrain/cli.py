@@ -1,26 +1,34 @@
-"""The `digittrain` command: thin click wrappers; the work is in the library modules."""
+"""The `digittrain` command: thin click wrappers; the work is in the library modules.
+
+Every file a command writes goes through ``digitprep.atomic``, opened before the work that fills
+it (an output that cannot be written fails in a second, not after the training) and renamed into
+place only when all of it is written. Errors from the library (a bad data or model file, an output
+that cannot be written, a diverged run) become one line on stderr and exit 1 in one place
+(``Commands.invoke``); SIGTERM stops a run like Ctrl-C does, temporaries removed, and exits 143.
+"""
 
 from __future__ import annotations
 
 import datetime
-import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
-from digitprep.csvio import DatasetFormatError
+from digitprep.atomic import OutputSet, write_atomic
+from digitprep.csvio import read_build_record
 from digitprep.split import stratified_split
 from digittrain.activations import ACTIVATIONS
 from digittrain.data import SCALINGS, Scaler, load_dataset
 from digittrain.fit import TrainingOptions, fit_network
 from digittrain.initializers import initializer
 from digittrain.model import MLP
-from digittrain.modelio import ModelFileError, check_input_size, load_model, save_model
+from digittrain.modelio import check_input_size, load_model, model_bytes
 from digittrain.optimizers import OPTIMIZERS
-from digittrain.reports import append_result, plot_learning_curves
+from digittrain.reports import learning_curves_png, results_with
 from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, train
 
 PROCESSED = Path("data/processed")
@@ -39,10 +47,24 @@ def parse_hidden(spec: str) -> list[int]:
 def _load(path: Path, what: str):
     if not Path(path).exists():
         raise click.ClickException(f"{path}: no such {what} file (run `make dataset` or pass --{what})")
-    try:
-        return load_dataset(path)
-    except DatasetFormatError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_dataset(path)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+class Commands(click.Group):
+    """The command group: library errors become one-line messages here, once for every command
+    (and for the training the group itself runs)."""
+
+    def invoke(self, ctx: click.Context):
+        signal.signal(signal.SIGTERM, _terminated)
+        try:
+            return super().invoke(ctx)
+        # DatasetFormatError, ModelFileError, RegressionDataError, OutputError, a missing file...
+        except (ValueError, OSError, TrainingDiverged) as exc:
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None
 
 
 class EpochProgress:
@@ -65,14 +87,6 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
-
-
-def build_record(train_path: Path) -> dict:
-    """The digitprep options the training CSV was built with (its OUT.build.json), if recorded."""
-    sidecar = Path(train_path).with_name(f"{Path(train_path).stem}.build.json")
-    if sidecar.exists():
-        return json.loads(sidecar.read_text())
-    return {}
 
 
 def training_options(function):
@@ -155,7 +169,7 @@ def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingO
     )
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--size",
     type=int,
@@ -227,6 +241,7 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
     else:
         train_rows, test_rows = stratified_split(train_set.labels, val_split, options.seed)
         train_set, test_set = train_set.subset(train_rows), train_set.subset(test_rows)
+    preprocessing = read_build_record(train_path)  # the digitprep options the data was built with
     classes = train_set.classes
     scaler = Scaler.fit(options.scale, train_set.pixels)
     x, x_test = scaler.transform(train_set.pixels), scaler.transform(test_set.pixels)
@@ -245,15 +260,58 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
                 f"accuracy={history.train_metric[-1]:.3f}/{history.test_metric[-1]:.3f}"
             )
 
-    click.echo(
-        f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} "
-        f"({len(x_test)} rows); {x.shape[1]}-{'-'.join(map(str, options.hidden))}-{len(classes)} {options.activation}"
-    )
-    try:
-        model, history = fit_network(x, y_index, len(classes), options, evaluate, on_epoch, progress.advance)
-    except TrainingDiverged as exc:
-        progress.close()
-        raise click.ClickException(str(exc)) from None
+    with OutputSet() as outputs:  # opened now: an output that cannot be written fails before the training
+        results_file = outputs.open(results)
+        model_file = outputs.open(save) if save else None
+        plot_file = outputs.open(plot) if plot else None
+        click.echo(
+            f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} ({len(x_test)} rows); "
+            f"{x.shape[1]}-{'-'.join(map(str, options.hidden))}-{len(classes)} {options.activation}"
+        )
+        try:
+            model, history = fit_network(x, y_index, len(classes), options, evaluate, on_epoch, progress.advance)
+        finally:
+            progress.close()
+        report_run(history, loss_target)
+        record = options.as_record()
+        record.pop("loss_target")
+        run = {
+            "size": round(x.shape[1] ** 0.5),  # what was loaded, whatever --size said
+            "train": str(train_path),
+            "test": str(test_path or ""),
+            "val_split": val_split,
+            **record,
+        }
+        metrics = {
+            "final_loss": history.loss[-1],
+            "train_accuracy": history.train_metric[-1],
+            "test_accuracy": history.test_metric[-1],
+            "loss_target_epoch": history.target_epoch,
+            "loss_target_seconds": history.target_seconds,
+            "training_seconds": round(history.seconds, 3),
+        }
+        finished = datetime.datetime.now().isoformat(timespec="seconds")
+        results_file.write(results_with(results, {"finished": finished, **run, **metrics}))
+        if model_file is not None:
+            metadata = {
+                "classes": list(classes),
+                "input_size": x.shape[1],
+                "preprocessing": preprocessing,
+                "training": run,
+                "metrics": metrics,
+            }
+            model_file.write(model_bytes(model, scaler, metadata))
+        if plot_file is not None:
+            plot_file.write(learning_curves_png(history, f"{train_path.name}: {options.describe()}"))
+        outputs.commit()
+    if save:
+        click.echo(f"Model saved to {save}")
+    if plot:
+        click.echo(f"Learning curves saved to {plot}")
+
+
+def report_run(history, loss_target: float) -> None:
+    """The original report's closing lines: final accuracy, when the loss target was met, the time."""
     final_test = history.test_metric[-1]
     click.echo(f"Final Test: final accuracy = {final_test:.4f}")
     # With label smoothing the loss cannot reach 0: the target counts from the floor the targets allow.
@@ -263,41 +321,6 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
     else:
         click.echo(f"Loss never fell below {loss_target}{floor} ({history.loss[-1]:.4f} at the end)")
     click.echo(f"Training time: {history.seconds:.1f} s")
-    record = options.as_record()
-    record.pop("loss_target")
-    run = {
-        "size": round(x.shape[1] ** 0.5),  # what was loaded, whatever --size said
-        "train": str(train_path),
-        "test": str(test_path or ""),
-        "val_split": val_split,
-        **record,
-    }
-    metrics = {
-        "final_loss": history.loss[-1],
-        "train_accuracy": history.train_metric[-1],
-        "test_accuracy": final_test,
-        "loss_target_epoch": history.target_epoch,
-        "loss_target_seconds": history.target_seconds,
-        "training_seconds": round(history.seconds, 3),
-    }
-    append_result(results, {"finished": datetime.datetime.now().isoformat(timespec="seconds"), **run, **metrics})
-    if save:
-        save_model(
-            save,
-            model,
-            scaler,
-            {
-                "classes": list(classes),
-                "input_size": x.shape[1],
-                "preprocessing": build_record(train_path),
-                "training": run,
-                "metrics": metrics,
-            },
-        )
-        click.echo(f"Model saved to {save}")
-    if plot:
-        plot_learning_curves(plot, history, f"{train_path.name}: {options.describe()}")
-        click.echo(f"Learning curves saved to {plot}")
 
 
 @main.command()
@@ -325,12 +348,9 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
 )
 def evaluate(model_path, test_path, confusion, default_activation):
     """Print a model's accuracy on a test CSV and write its confusion matrix."""
-    try:
-        model, scaler, metadata = load_model(model_path, default_activation)
-        data = load_dataset(test_path)
-        check_input_size(model_path, model, data.pixels.shape[1], str(test_path))
-    except (ModelFileError, DatasetFormatError) as exc:
-        raise click.ClickException(str(exc)) from None
+    model, scaler, metadata = load_model(model_path, default_activation)
+    data = load_dataset(test_path)
+    check_input_size(model_path, model, data.pixels.shape[1], str(test_path))
     classes = tuple(metadata.get("classes", data.classes))
     if len(classes) != model.sizes[-1]:
         raise click.ClickException(f"{model_path}: {model.sizes[-1]} outputs but {len(classes)} classes")
@@ -340,10 +360,10 @@ def evaluate(model_path, test_path, confusion, default_activation):
     truth = np.array([lookup[int(label)] for label in data.labels])
     predicted = model.predict(scaler.transform(data.pixels))
     click.echo(f"accuracy = {(predicted == truth).mean():.4f}")
-    from digittrain.plots import plot_confusion
+    from digittrain.plots import confusion_png
 
     confusion = confusion or model_path.with_suffix(".confusion.png")
-    plot_confusion(confusion, truth, predicted, classes)
+    write_atomic(confusion, confusion_png(truth, predicted, classes))
     click.echo(f"confusion matrix: {confusion}", err=True)
 
 
@@ -355,10 +375,7 @@ def predict(model_path, images):
     from digitprep.decode import UnusableImage
     from digittrain.predict import image_row, predict_rows, preprocessing_of
 
-    try:
-        model, scaler, metadata = load_model(model_path)
-    except ModelFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    model, scaler, metadata = load_model(model_path)
     size, options, labelrow = preprocessing_of(metadata)
     if size * size != model.sizes[0]:
         raise click.ClickException(f"{model_path}: recorded size {size} does not fit {model.sizes[0]} inputs")
@@ -419,12 +436,9 @@ def predict(model_path, images):
 )
 def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, batch_size, val_split, report, seed, plot):
     """Fit y = f(x) from a two-column CSV with an identity output and MSE."""
-    from digittrain.regression import RegressionDataError, load_xy, mse, plot_regression
+    from digittrain.regression import load_xy, mse, regression_png
 
-    try:
-        x_all, y_all = load_xy(data_path)
-    except RegressionDataError as exc:
-        raise click.ClickException(str(exc)) from None
+    x_all, y_all = load_xy(data_path)
     order = np.random.default_rng(seed).permutation(len(x_all))
     cut = max(1, round(len(order) * val_split))
     val_rows, train_rows = order[:cut], order[cut:]
@@ -448,13 +462,14 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
             )
 
     config = TrainConfig(optimizer, lr, epochs, batch_size, loss="mse", seed=seed)
-    try:
+    with OutputSet() as outputs:  # opened before the training, as for the classifier
+        plot_file = outputs.open(plot)
         history = train(model, (x - centre) / spread, y, config, evaluate, on_epoch)
-    except TrainingDiverged as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"Final validation MSE = {history.test_metric[-1]:.6f}")
-    click.echo(f"Training time: {history.seconds:.1f} s")
-    plot_regression(plot, x, y, x_val, y_val, predict, history, f"{data_path.name}: [1, {hidden}, 1] {activation}")
+        click.echo(f"Final validation MSE = {history.test_metric[-1]:.6f}")
+        click.echo(f"Training time: {history.seconds:.1f} s")
+        title = f"{data_path.name}: [1, {hidden}, 1] {activation}"
+        plot_file.write(regression_png(x, y, x_val, y_val, predict, history, title))
+        outputs.commit()
     click.echo(f"Plot saved to {plot}")
 
 
@@ -489,9 +504,8 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
 )
 def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, **training):
     """Train one configuration per resolution and on the mixed set; test each model on every subset."""
-    from digitprep.csvio import write_atomic
+    from digittrain.experiments import chart_png, report_markdown, scores_csv, training_sets
     from digittrain.experiments import compare as run_comparison
-    from digittrain.experiments import plot_chart, report_markdown, training_sets, write_csv
 
     options = training_options_from(training)
     try:
@@ -499,16 +513,15 @@ def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, **training):
     except ValueError:
         raise click.BadParameter(f"{sizes!r}: give sizes such as 8,20", param_hint="--sizes") from None
     folders = [Path(data_dir)] + ([Path(ablate_dir)] if ablate_dir else [])
-    try:
-        sets = [s for folder in folders for s in training_sets(folder, resolutions, mixed)]
-        scores = run_comparison(sets, options, baseline, log=lambda line: click.echo(line, err=True))
-    except (FileNotFoundError, ValueError, DatasetFormatError, TrainingDiverged) as exc:
-        raise click.ClickException(str(exc)) from None
+    sets = [s for folder in folders for s in training_sets(folder, resolutions, mixed)]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # The command line as typed, for the report; None when called from Python (tests).
-    command = shlex.join(["digittrain", *sys.argv[1:]]) if Path(sys.argv[0]).name == "digittrain" else None
-    write_atomic(out_dir / "compare.md", report_markdown(scores, options, folders, command).encode())
-    write_csv(out_dir / "compare.csv", scores)
-    plot_chart(out_dir / "compare.png", scores)
+    with OutputSet() as outputs:  # opened before the runs: an unwritable --out-dir fails now
+        table, csv_file, chart = (outputs.open(out_dir / name) for name in ("compare.md", "compare.csv", "compare.png"))
+        scores = run_comparison(sets, options, baseline, log=lambda line: click.echo(line, err=True))
+        # The command line as typed, for the report; None when called from Python (tests).
+        command = shlex.join(["digittrain", *sys.argv[1:]]) if Path(sys.argv[0]).name == "digittrain" else None
+        table.write(report_markdown(scores, options, folders, command).encode())
+        csv_file.write(scores_csv(scores))
+        chart.write(chart_png(scores))
+        outputs.commit()
     click.echo(f"Report: {out_dir / 'compare.md'} (table), {out_dir / 'compare.csv'}, {out_dir / 'compare.png'}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.dataset import StoredDataset, read_build_record, read_dataset
+from digitprep.csvio import StoredDataset, csv_text, read_build_record, read_dataset
 from digittrain.data import Dataset, Scaler
 from digittrain.fit import TrainingOptions, fit_network
 
@@ -231,20 +231,19 @@ def report_markdown(scores: list[Score], options: TrainingOptions, data_dirs: li
     )
 
 
-def write_csv(path: Path, scores: list[Score]) -> None:
-    from digitprep.csvio import csv_text, write_atomic
-
+def scores_csv(scores: list[Score]) -> bytes:
+    """compare.csv: one row per model and test subset."""
     header = list(Score.__dataclass_fields__)
     rows = [
         (s.variant, s.trained_on, s.model, s.train_rows, f"{s.seconds:.3f}", s.subset, s.test_rows, f"{s.accuracy:.4f}")
         for s in scores
     ]
-    write_atomic(Path(path), csv_text(header, rows))
+    return csv_text(header, rows)
 
 
-def plot_chart(path: Path, scores: list[Score]) -> None:
+def chart_png(scores: list[Score]) -> bytes:
     """compare.png: grouped bars, one group per test subset, one bar per trained model."""
-    from digittrain.plots import pyplot, save_figure
+    from digittrain.plots import figure_png, pyplot
 
     plt = pyplot()
 
@@ -269,4 +268,4 @@ def plot_chart(path: Path, scores: list[Score]) -> None:
     # Below the bars, not over them: there can be a dozen models.
     axes.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     figure.tight_layout()
-    save_figure(figure, path, tight=True)  # keeps the legend below the axes
+    return figure_png(figure, tight=True)  # keeps the legend below the axes

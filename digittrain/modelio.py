@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.csvio import write_atomic
+from digitprep.atomic import write_atomic
 from digittrain.activations import ACTIVATIONS
 from digittrain.data import Scaler
 from digittrain.model import MLP
@@ -21,8 +21,8 @@ class ModelFileError(ValueError):
     """A model file that cannot be used; the message names the file and the reason."""
 
 
-def save_model(path: Path, model: MLP, scaler: Scaler, metadata: dict) -> None:
-    """Write the model atomically (no half-written file on interruption)."""
+def model_bytes(model: MLP, scaler: Scaler, metadata: dict) -> bytes:
+    """The ``.npz`` file of a model, its scaler and its metadata."""
     arrays = {f"W{i}": w for i, w in enumerate(model.weights, 1)}
     arrays.update({f"b{i}": b for i, b in enumerate(model.biases, 1)})
     if scaler.mode == "standard":
@@ -31,7 +31,12 @@ def save_model(path: Path, model: MLP, scaler: Scaler, metadata: dict) -> None:
     arrays["metadata"] = np.array(json.dumps(full, sort_keys=True))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_atomic(Path(path), buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_model(path: Path, model: MLP, scaler: Scaler, metadata: dict) -> None:
+    """Write the model atomically (no half-written file on interruption)."""
+    write_atomic(Path(path), model_bytes(model, scaler, metadata))
 
 
 def load_model(path: Path, default_activation: str = "sigmoid") -> tuple[MLP, Scaler, dict]:

@@ -1,14 +1,12 @@
 """Pictures a person would rather look at than numbers: the confusion matrix; and the two pieces
-every plot here shares, pyplot on a file-only backend and an atomic PNG write."""
+every plot here shares, pyplot on a file-only backend and a figure's PNG bytes (the command writes
+them through ``digitprep.atomic``, with its other outputs)."""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
-
-from digitprep.csvio import write_atomic
 
 
 def pyplot():
@@ -22,13 +20,13 @@ def pyplot():
     return plt
 
 
-def save_figure(figure, path: Path, tight: bool = False) -> None:
-    """Write ``figure`` as a PNG atomically and free it; ``tight`` crops to what is drawn (keeps a
+def figure_png(figure, tight: bool = False) -> bytes:
+    """``figure`` as PNG bytes, and the figure freed; ``tight`` crops to what is drawn (keeps a
     legend placed outside the axes)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, **({"bbox_inches": "tight"} if tight else {}))
     pyplot().close(figure)
-    write_atomic(Path(path), buffer.getvalue())
+    return buffer.getvalue()
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
@@ -38,7 +36,7 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -
     return counts
 
 
-def plot_confusion(path: Path, truth: np.ndarray, predicted: np.ndarray, classes) -> None:
+def confusion_png(truth: np.ndarray, predicted: np.ndarray, classes) -> bytes:
     """Confusion matrix PNG with counts in the cells."""
     plt = pyplot()
     counts = confusion_matrix(truth, predicted, len(classes))
@@ -64,4 +62,4 @@ def plot_confusion(path: Path, truth: np.ndarray, predicted: np.ndarray, classes
             color="white" if value > counts.max() / 2 else "black",
         )
     figure.tight_layout()
-    save_figure(figure, path)
+    return figure_png(figure)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from digitprep.decode import UnusableImage, decode_grey
-from digitprep.normalize import MNIST_BOX, BlankImage, NormalizeOptions, normalize
+from digitprep.normalize import BlankImage, normalize
+from digitprep.options import MNIST_BOX, NormalizeOptions
 from digittrain.data import Scaler
 from digittrain.model import MLP
 

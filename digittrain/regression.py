@@ -43,9 +43,9 @@ def mse(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean((predicted - truth) ** 2)) if len(truth) else float("nan")
 
 
-def plot_regression(path: Path, x, y, x_val, y_val, predict, history, title: str) -> None:
+def regression_png(x, y, x_val, y_val, predict, history, title: str) -> bytes:
     """Data with the fitted curve, and train/validation MSE per epoch, as one PNG."""
-    from digittrain.plots import pyplot, save_figure
+    from digittrain.plots import figure_png, pyplot
 
     plt = pyplot()
 
@@ -63,4 +63,4 @@ def plot_regression(path: Path, x, y, x_val, y_val, predict, history, title: str
     right.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    save_figure(figure, path)
+    return figure_png(figure)

@@ -6,29 +6,33 @@ import csv
 import io
 from pathlib import Path
 
-from digitprep.csvio import write_atomic
 from digittrain.train import History
 
 
-def append_result(path: Path, row: dict) -> None:
-    """Append one run to a CSV results table, rewriting it atomically; new columns widen the header."""
+def results_with(path: Path, row: dict) -> bytes:
+    """The CSV results table at ``path`` (if any) with one more run: the whole new file, which the
+    command writes atomically. New columns widen the header; a table that cannot be read is a
+    ValueError naming it."""
     path = Path(path)
     rows: list[dict] = []
     if path.exists():
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ValueError(f"{path}: cannot read the results table ({exc.__class__.__name__}: {exc})") from None
     rows.append({k: "" if v is None else v for k, v in row.items()})
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(path, buffer.getvalue().encode())
+    return buffer.getvalue().encode()
 
 
-def plot_learning_curves(path: Path, history: History, title: str, metric: str = "accuracy") -> None:
+def learning_curves_png(history: History, title: str, metric: str = "accuracy") -> bytes:
     """Training loss and train/test metric per epoch, side by side, as a PNG."""
-    from digittrain.plots import pyplot, save_figure
+    from digittrain.plots import figure_png, pyplot
 
     plt = pyplot()
 
@@ -42,4 +46,4 @@ def plot_learning_curves(path: Path, history: History, title: str, metric: str =
     right.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    save_figure(figure, path)
+    return figure_png(figure)

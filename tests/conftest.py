@@ -68,3 +68,23 @@ def t10k() -> tuple[np.ndarray, np.ndarray]:
     pixels = np.frombuffer(gzip.open(images).read(), np.uint8, offset=16).reshape(-1, 28, 28)
     labels = np.frombuffer(gzip.open(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz").read(), np.uint8, offset=8)
     return pixels, labels.astype(np.int64)
+
+
+def png_of_zeros(width: int, height: int, bit_depth: int = 8, colour_type: int = 0, rows: int | None = None) -> bytes:
+    """A valid PNG of all-zero pixels, compressed as it is streamed, so a test can hold an image
+    that decodes to hundreds of megabytes in a few hundred kilobytes (a decompression bomb).
+    colour_type: 0 grey, 2 RGB, 4 grey+alpha, 6 RGBA (the PNG specification's numbers); ``rows``:
+    only that many rows of data, a truncated file whose header still claims ``height``."""
+    import struct
+    import zlib
+
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row = bytes(1 + width * channels * bit_depth // 8)  # filter byte 0, then the samples
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height if rows is None else rows)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

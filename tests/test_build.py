@@ -1,21 +1,20 @@
 """`digitprep build` end to end on small messy folders written by the tests."""
 
 import os
-from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import drawn_digit, write_image
+from conftest import drawn_digit, png_of_zeros, write_image
 
 import digitprep.build as build_module
-from digitprep.build import BuildConfig, build_dataset
-from digitprep.chunkpool import RESULT_PIPE_BYTES
+from digitprep.build import BuildConfig, build_dataset, process_files
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
-from digitprep.normalize import NormalizeOptions, normalize
-from digitprep.sources import find_candidates, walk_sources
+from digitprep.normalize import normalize
+from digitprep.options import NormalizeOptions
+from digitprep.sources import find_candidates
 
 
 def run(*args):
@@ -39,9 +38,7 @@ def add_bad_files(root):
     write_image(root / "2" / "blank.png", np.full((50, 50), 255, np.uint8))
     write_image(root / "9" / "nine.png", drawn_digit("9"))
     write_image(root / "misc" / "unlabelled.png", drawn_digit("4"))
-    bomb = bytearray((root / "1" / "a.png").read_bytes())
-    bomb[16:24] = (60000).to_bytes(4, "big") * 2
-    (root / "3" / "bomb.png").write_bytes(bytes(bomb))
+    (root / "3" / "bomb.png").write_bytes(png_of_zeros(60000, 60000, rows=10))  # the header claims 3.6 G pixels
     (root / "3" / "folder.png").mkdir()
     os.symlink(root / "nowhere.png", root / "3" / "dangling.png")
     return {
@@ -122,117 +119,29 @@ def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch)
         "d_8.manifest.csv",
     ]
     assert outputs[0] == outputs[1] == outputs[2]
-    assert not list(in_tmp.glob(".d*"))  # no temporary files or worker spool left behind
+    assert not list(in_tmp.glob(".d*"))  # no temporary files left behind
 
 
-def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp):
-    import digitprep.chunkwork as chunkwork
-
+def test_large_images_are_decoded_a_few_at_a_time_with_the_same_result(in_tmp, monkeypatch):
     src = good_folder(in_tmp / "src")
     add_bad_files(src)
     candidates = find_candidates([src], "auto")
     config = BuildConfig((20, 8), tuple(range(10)), NormalizeOptions(deskew=True, center=True))
-    whole = chunkwork.process_chunk(candidates, config)
-    contents = chunkwork.read_sources(candidates)
-    runs = [part for part, _ in chunkwork.read_in_batches(candidates, config.pixel_budget)]
-    bomb = next(i for i, c in enumerate(candidates) if c.path.endswith("bomb.png"))  # 60000x60000, it says
-    assert runs == [slice(0, bomb), slice(bomb, bomb + 1), slice(bomb + 1, len(contents))]
-    runs = list(chunkwork.read_in_batches(candidates, 1))  # every readable file a run of its own
-    assert [data for _, batch in runs for data in batch] == contents
-    assert [b.start for b, _ in runs[1:]] == [b.stop for b, _ in runs[:-1]] and runs[-1][0].stop == len(contents)
-    assert all(sum(chunkwork.decoded_size(data) > 0 for data in batch) == 1 for _, batch in runs)
-    parts = chunkwork.process_chunk(candidates, replace(config, pixel_budget=1))
-    assert replace(parts, reported=0) == replace(whole, reported=0)
+    whole = process_files((candidates, config))
+    monkeypatch.setattr(build_module, "PIXEL_BUDGET", 1)  # every decoded image normalised on its own
+    assert process_files((candidates, config)) == whole
     assert whole.written == 4 and len(whole.errors) == len(candidates) - 4  # the three good ones and nine.png
-    # Every batch but the last was reported as progress on the way (only a worker sends it).
-    assert parts.reported == len(contents) - len(runs[-1][1]) and whole.reported == bomb + 1
-
-
-def test_decoded_sizes_come_from_png_headers_or_are_guessed():
-    import digitprep.chunkwork as chunkwork
-    from digitprep.pngbatch import PNG_HEAD
-
-    def png_header(width, height):
-        return PNG_HEAD + width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes(40)
-
-    assert chunkwork.decoded_size(png_header(4000, 3000)) == 12_000_000
-    assert chunkwork.decoded_size(b"x" * 50) == 50 * chunkwork.COMPRESSION_GUESS  # a JPEG, say
-    assert chunkwork.decoded_size("cannot read: Permission denied") == 0
-
-
-def test_manifest_lines_quote_as_the_csv_module_does():
-    from digitprep.build import MANIFEST_HEADER, rows_only
-    from digitprep.chunkwork import manifest_lines
-
-    plain = [("src/1/a.png", 1, "", "src", 28, 28, "ab"), ("src/2/b.png", 2, "20", "src", 9, 8, "cd")]
-    awkward = [*plain, ('src/3/a,"b".png', 3, "", "my\rsrc", 1, 1, "ef"), ("src/4/new\nline.png", 4, "", "s", 1, 1, "")]
-    for rows in (plain, awkward, []):
-        assert manifest_lines(rows) == rows_only(MANIFEST_HEADER, rows)
-    assert manifest_lines(plain) == b"src/1/a.png,1,,src,28,28,ab\nsrc/2/b.png,2,20,src,9,8,cd\n"
-
-
-def test_the_pool_s_result_pipe_holds_a_whole_chunk_result():
-    fcntl = pytest.importorskip("fcntl")
-    if not hasattr(fcntl, "F_GETPIPE_SZ"):
-        pytest.skip("pipe sizes are Linux's")
-    with build_module.worker_pool(BuildConfig((8,), tuple(range(10))), 2) as pool:
-        sizes = [fcntl.fcntl(worker.results.fileno(), fcntl.F_GETPIPE_SZ) for worker in pool.workers]
-    assert sizes == [RESULT_PIPE_BYTES] * 2
-
-
-def test_found_files_are_cut_into_chunks_across_folders_in_order():
-    from digitprep.sources import FolderRun, Listing
-
-    sizes = [3, 0, 5, 1, 11]
-    runs, first = [], 0
-    for folder, size in enumerate(sizes):
-        names = [f"{n}.png" for n in range(first, first + size)]
-        runs.append(FolderRun(Listing(f"f{folder}/", f"f{folder}/", str(folder), names, [None] * size), "o"))
-        first += size
-
-    def files(chunk):
-        return [run.listing.base + name for run in chunk for name in run.listing.names]
-
-    chunks = build_module.FoundChunks(iter(runs), 4)
-    taken = chunks.take(2)
-    assert [files(c) for c in taken] == [
-        ["f0/0.png", "f0/1.png", "f0/2.png", "f2/3.png"],
-        ["f2/4.png", "f2/5.png", "f2/6.png", "f2/7.png"],
-    ]
-    assert chunks.files == 8 and taken[0][0] is runs[0]  # a whole folder goes as it is
-    rest = list(chunks)
-    assert [files(c) for c in rest] == [
-        ["f3/8.png", "f4/9.png", "f4/10.png", "f4/11.png"],
-        *([f"f4/{n}.png"] for n in range(12, 20)),  # the last two chunks' files go out in quarters
-    ]
-    assert chunks.files == 20
-    assert all(len(run.listing.problems) == run.size for chunk in taken + rest for run in chunk)
-    assert build_module.FoundChunks(iter([]), 4).take(2) == []
-    assert [len(c[0].listing.names) for c in build_module.FoundChunks(iter(runs[:1]), 8)] == [2, 1]
 
 
 def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
     src = good_folder(in_tmp / "src")
     add_bad_files(src)
-    monkeypatch.setattr(build_module, "CHUNK_FILES", 2)  # several chunks: the workers start early
+    monkeypatch.setattr(build_module, "CHUNK_FILES", 2)
     totals, done = [], []
     config = BuildConfig((8,), tuple(range(10)))
     summary = build_dataset([src], in_tmp / "t.csv", config, jobs=2, on_start=totals.append, on_progress=done.append)
     assert totals == [len(find_candidates([src]))] == [summary.written + summary.skipped]
-    assert sum(done) == totals[0]
-
-
-def test_a_chunk_of_large_images_reports_progress_batch_by_batch(in_tmp, monkeypatch):
-    src = good_folder(in_tmp / "src")
-    add_bad_files(src)
-    monkeypatch.setattr(build_module, "CHUNK_FILES", 8)
-    done = []
-    config = BuildConfig((8,), tuple(range(10)), pixel_budget=1)  # every file a batch of its own
-    summary = build_dataset([src], in_tmp / "p.csv", config, jobs=2, on_progress=done.append)
-    total = summary.written + summary.skipped
-    assert sum(done) == total == len(find_candidates([src]))
-    tasks = len(list(build_module.FoundChunks(walk_sources([src]), 8)))
-    assert len(done) > tasks  # progress came from inside tasks too, not only with their results
+    assert sum(done) == totals[0] and len(done) == 6  # a step per chunk of two files
 
 
 def test_manifest_describes_each_row(in_tmp):
@@ -265,14 +174,16 @@ def test_interrupted_build_leaves_previous_csv_untouched(in_tmp, monkeypatch):
     src = good_folder(in_tmp / "src")
     run("src", "--size", 8, "--out", "keep.csv")
     before = {p.name: p.read_bytes() for p in in_tmp.glob("keep*")}
-    real = build_module.process_all
+    chunks = []
 
-    def interrupted(*args, **kwargs):
-        yield next(real(*args, **kwargs))
-        raise KeyboardInterrupt
+    def interrupted(task):  # Ctrl-C while the second chunk is being worked on
+        chunks.append(task)
+        if len(chunks) == 2:
+            raise KeyboardInterrupt
+        return process_files(task)
 
     monkeypatch.setattr(build_module, "CHUNK_FILES", 1)
-    monkeypatch.setattr(build_module, "process_all", interrupted)
+    monkeypatch.setattr(build_module, "process_files", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_dataset([src], in_tmp / "keep.csv", BuildConfig((8,), tuple(range(10))), jobs=1)
     assert {p.name: p.read_bytes() for p in in_tmp.glob("keep*")} == before
@@ -311,27 +222,6 @@ def test_an_image_too_tall_to_deskew_is_an_error_row(in_tmp):
     assert errors[1].startswith("src/4/tall.png,too large to deskew: 8x33000 px (")
 
 
-def test_a_worker_that_dies_is_a_one_line_error(in_tmp, monkeypatch):
-    import multiprocessing
-
-    import digitprep.chunkwork
-
-    good_folder(in_tmp / "src")
-    # Workers forked from this process see these patches: each dies at its first chunk. (The usual
-    # forkserver workers import the modules afresh and would not.)
-    monkeypatch.setattr(build_module, "worker_context", lambda: multiprocessing.get_context("fork"))
-    monkeypatch.setattr(build_module, "start_worker_server", lambda: None)
-    monkeypatch.setattr(build_module, "CHUNK_FILES", 1)
-    monkeypatch.setattr(digitprep.chunkwork, "init_worker", lambda config: None)
-    monkeypatch.setattr(digitprep.chunkwork, "work", lambda candidates: os._exit(70))
-    result = run("src", "--size", 8, "--jobs", 2, "--out", "w.csv")
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: a worker process died (")
-    assert result.output.rstrip().endswith("; rerun with --jobs 1 to see which file")
-    assert len(result.output.strip().splitlines()) == 1
-    assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]  # nothing written, no temporary files
-
-
 def test_bad_options_are_one_line_errors(in_tmp):
     good_folder(in_tmp / "src")
     result = run("src", "--classes", "9-1", "--out", "x.csv")
@@ -355,18 +245,36 @@ def test_show_writes_a_contact_sheet(in_tmp):
 
 
 def test_an_output_that_cannot_be_written_is_a_one_line_error(in_tmp, monkeypatch):
-    from digitprep.textfiles import AtomicWriter
+    from digitprep.atomic import OutputFile
 
     good_folder(in_tmp / "src")
-    real_write = AtomicWriter.write
+    real_init = OutputFile.__init__
 
-    def full_disk(writer, data):  # the disk fills up when the CSV's rows come
-        if writer.path.name == "w.csv" and data.startswith(b"0,"):
-            raise OSError(28, "No space left on device")
-        real_write(writer, data)
+    class FullDisk:  # the disk fills up when the CSV's rows come
+        def __init__(self, handle):
+            self.handle = handle
 
-    monkeypatch.setattr(AtomicWriter, "write", full_disk)
+        def write(self, data):
+            if data.startswith(b"0,"):
+                raise OSError(28, "No space left on device")
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    def init(output, path):
+        real_init(output, path)
+        if output.path.name == "w.csv":
+            output.handle = FullDisk(output.handle)
+
+    monkeypatch.setattr(OutputFile, "__init__", init)
     result = run("src", "--size", 8, "--jobs", 1, "--out", "w.csv")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.output.strip() == "Error: [Errno 28] No space left on device"
+    assert result.output.strip() == "Error: w.csv: cannot write (No space left on device)"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]
+    (in_tmp / "here").write_text("a file")
+    result = run("src", "--size", 8, "--out", "here/w.csv")
+    assert (
+        result.exit_code == 1
+        and result.output.strip() == "Error: here/w.csv: cannot write (here is a file, not a folder)"
+    )

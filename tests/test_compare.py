@@ -1,12 +1,15 @@
 """`digittrain compare`: every model scored on every subset, the table, the CSV and the chart."""
 
 import csv
+import errno
+import os
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
-from digitprep.csvio import write_onehot_csv
-from digitprep.dataset import read_dataset
+import digitprep.atomic
+from digitprep.csvio import read_dataset, write_onehot_csv
 from digittrain.cli import main
 from digittrain.experiments import subsets
 
@@ -89,3 +92,29 @@ def test_compare_without_the_data_names_the_missing_file(tmp_path):
 def test_compare_rejects_bad_sizes(tmp_path):
     result = CliRunner().invoke(main, ["compare", "--data", str(tmp_path), "--sizes", "8,x"])
     assert result.exit_code == 2 and "'8,x': give sizes such as 8,20" in result.output
+
+
+def full_disk_fsync(fd):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["under a file", "full disk"])
+def test_compare_that_cannot_write_its_report_names_the_file_and_leaves_nothing(tmp_path, monkeypatch, where):
+    write_data_dir(tmp_path)
+    if where == "full disk":
+        out, reason = tmp_path / "reports", "No space left on device"
+        monkeypatch.setattr(digitprep.atomic.os, "fsync", full_disk_fsync)
+    else:  # as root, chmod would not stop a write
+        (tmp_path / "blocker").write_text("a file, not a folder")
+        out, reason = tmp_path / "blocker" / "reports", ""
+    args = ["compare", "--data", tmp_path, "--sizes", "4", "--no-mixed", "--no-baseline", "--epochs", "1"]
+    result = CliRunner().invoke(main, [str(a) for a in [*args, "--out-dir", out]])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    *log, line = result.stderr.strip().splitlines()  # the log: a line per model trained
+    if where == "under a file":
+        assert log == []  # an impossible --out-dir fails before any training
+    else:
+        assert len(log) == 1 and log[0].startswith("NumPy MLP on 4"), log
+    assert line.startswith(f"Error: {out / 'compare.md'}: cannot write (") and reason in line, line
+    assert list(tmp_path.rglob("compare.*")) == [] and list(tmp_path.rglob(".*.tmp")) == []

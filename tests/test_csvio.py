@@ -1,15 +1,13 @@
-"""One-hot CSV format: exact text, round trip, and atomic replacement."""
+"""One-hot CSV format: exact text and round trip."""
 
 import csv
 import io
-import os
 
 import numpy as np
 import pytest
 
 from digitprep.classes import format_classes, onehot_column_names, parse_classes
 from digitprep.csvio import (
-    AtomicWriter,
     DatasetFormatError,
     encode_uint8_rows,
     read_onehot_csv,
@@ -49,66 +47,6 @@ def test_bad_csv_is_a_one_line_error(tmp_path):
     path.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(DatasetFormatError, match="pixel1"):
         read_onehot_csv(path)
-
-
-def test_interrupted_write_leaves_previous_file_untouched(tmp_path):
-    path = tmp_path / "keep.csv"
-    path.write_bytes(b"previous\n")
-    writer = AtomicWriter(path)
-    writer.write(b"half a fi")
-    writer.abort()  # what build does on an exception or Ctrl-C
-    assert path.read_bytes() == b"previous\n"
-    assert list(tmp_path.iterdir()) == [path]
-    writer = AtomicWriter(path)
-    writer.write(b"new\n")
-    assert path.read_bytes() == b"previous\n"  # not visible before commit
-    writer.commit()
-    assert path.read_bytes() == b"new\n"
-
-
-def test_long_writes_ask_for_writeback_as_they_go(tmp_path, monkeypatch):
-    import digitprep.textfiles as textfiles
-
-    nudged = []
-    real = textfiles.start_writeback
-    monkeypatch.setattr(textfiles, "WRITEBACK_BYTES", 10)
-    monkeypatch.setattr(textfiles, "start_writeback", lambda fd: nudged.append(fd) or real(fd))
-    writer = AtomicWriter(tmp_path / "long.csv")
-    for part in (b"0123", b"456789", b"abc", b"defghijklmnop", b"q"):
-        writer.write(part)
-    writer.commit()
-    assert (tmp_path / "long.csv").read_bytes() == b"0123456789abcdefghijklmnopq"
-    assert len(nudged) == 2  # after 10 bytes, then after the next 17
-
-
-def test_files_committed_together_all_land_or_none_does(tmp_path, monkeypatch):
-    from digitprep.textfiles import commit_all
-
-    names = ["a.csv", "a.manifest.csv", "a.errors.csv"]
-    for name in names:
-        (tmp_path / name).write_bytes(b"previous\n")
-    writers = [AtomicWriter(tmp_path / name) for name in names]
-    for writer in writers:
-        writer.write(b"new " + writer.path.name.encode() + b"\n")
-    commit_all(writers)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # no temporary files left
-    assert all((tmp_path / name).read_bytes() == b"new " + name.encode() + b"\n" for name in names)
-
-    writers = [AtomicWriter(tmp_path / name) for name in names]
-    for writer in writers:
-        writer.write(b"newer\n")
-    real_fsync = os.fsync
-
-    def failing_fsync(fd):  # the disk fills up while the second file is synced
-        if "manifest" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(28, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr("os.fsync", failing_fsync)
-    with pytest.raises(OSError, match="No space"):
-        commit_all(writers)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
-    assert all((tmp_path / name).read_bytes().startswith(b"new ") for name in names)  # none replaced
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import png_bytes
+from conftest import png_bytes, png_of_zeros
 from PIL import Image
 
 from digitprep.decode import UnusableImage, decode_grey, sniff_format
@@ -83,7 +83,17 @@ def test_bad_bytes_name_the_reason(data, reason):
 
 
 def test_bomb_header_is_refused_before_decoding():
-    data = bytearray(png_bytes(GREY, "L"))
-    data[16:24] = (60000).to_bytes(4, "big") * 2  # IHDR claims 60000x60000
-    with pytest.raises(UnusableImage, match="60000x60000"):
-        decode_grey(bytes(data), max_pixels=64_000_000)
+    data = png_of_zeros(60000, 60000, rows=1)  # IHDR claims 60000x60000
+    with pytest.raises(UnusableImage, match="60000x60000 pixels exceeds the limit of 64000000"):
+        decode_grey(data, max_pixels=64_000_000)
+
+
+def test_decoded_bytes_are_guarded_as_well_as_pixels():
+    # 8000x8000 16-bit RGBA: 64 M pixels pass the pixel limit, but decode to 488 MB before any
+    # step makes them grey. A few hundred kilobytes on disk.
+    data = png_of_zeros(8000, 8000, bit_depth=16, colour_type=6)
+    with pytest.raises(
+        UnusableImage, match=r"8000x8000 x 4 channels x 2 bytes = 488 MB decoded: over the limit of 256 MB"
+    ):
+        decode_grey(data)
+    assert decode_grey(png_of_zeros(300, 200, bit_depth=16, colour_type=6)).shape == (200, 300)  # small: decoded

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitprep.dataset import read_dataset
+from digitprep.csvio import read_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ("8", "20")

@@ -1,11 +1,16 @@
 """MNIST sources: IDX and Kaggle CSV readers, `digitprep mnist` (PNG tree and one-hot CSVs), and
-the checked download, on small files written by the tests and the real t10k files when present."""
+the checked download, on small files written by the tests and the real t10k files when present (the full
+`digitprep mnist` runs on t10k, subprocess and default options: test_mnist_png.py)."""
 
 import gzip
 import hashlib
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
 from functools import partial
 
 import cv2
@@ -15,22 +20,20 @@ import pytest
 from click.testing import CliRunner
 from conftest import SHARED_MNIST
 
-import digitprep.download as download_module
-import digitprep.mnist_export as export_module
+import digitprep.mnist as mnist_module
 import digitprep.pngtree as pngtree
 from digitprep.cli import main
-from digitprep.csvio import FILE_MODE, read_onehot_csv
-from digitprep.download import DownloadError, fetch_mnist
+from digitprep.csvio import read_onehot_csv
 from digitprep.mnist import (
-    KAGGLE_HEADER,
+    DownloadError,
     MnistFormatError,
+    fetch_mnist,
     load_mnist,
     read_idx_images,
     read_idx_labels,
-    read_kaggle_csv,
     write_idx,
-    write_kaggle_csv,
 )
+from digitprep.tables import KAGGLE_HEADER, read_kaggle_csv, write_kaggle_csv
 
 KAGGLE_SAMPLE = SHARED_MNIST / "mnist_test_sample_kaggle.csv"
 
@@ -64,6 +67,18 @@ def t10k_files():
     if not images.exists():
         pytest.skip("../shared/data/mnist is absent")
     return images, SHARED_MNIST / "t10k-labels-idx1-ubyte.gz"
+
+
+def file_mode():
+    """The permissions a new file gets under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def tree_bytes(root):
+    """Every file under ROOT (relative path -> bytes)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def png_tree_pixels(root, count):
@@ -145,6 +160,77 @@ def test_real_t10k_files_read_as_the_raw_bytes_say(t10k):
     assert np.array_equal(read_idx_labels(labels_path), t10k[1])
 
 
+@pytest.mark.parametrize(
+    ("images", "labels", "reason"),
+    [
+        (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), "declares 0 x 28 x 28: no images"),
+        (np.zeros((5, 0, 0), np.uint8), np.zeros(5, np.uint8), "declares 5 x 0 x 0: images of 0 pixels"),
+        (np.zeros((3, 28, 0), np.uint8), np.zeros(3, np.uint8), "declares 3 x 28 x 0: images of 0 pixels"),
+        (None, None, "a header and no data rows: no images"),  # a Kaggle CSV with its header only
+    ],
+)
+def test_empty_sources_are_one_line_errors(tmp_path, images, labels, reason):
+    if images is None:
+        source = tmp_path / "header_only.csv"
+        source.write_text(KAGGLE_HEADER + "\n")
+    else:
+        source = write_pair(tmp_path, images, labels)
+    with pytest.raises(MnistFormatError, match=reason):
+        load_mnist(source)
+    for output in (["--out", tmp_path / "out" / "x.csv"], ["--out-dir", tmp_path / "out" / "tree"]):
+        result = run("mnist", source, *output, "--jobs", 1)
+        assert result.exit_code == 1 and result.output.startswith(f"Error: {source}: "), result.output
+        assert reason in result.output and result.output.count("\n") == 1, result.output
+        assert not (tmp_path / "out").exists()
+
+
+def gzip_bomb(path, declared_images=10, zeros=2 << 30):
+    """An IDX images file declaring ``declared_images`` 28x28 images, gzipped, followed by ``zeros``
+    zero bytes (2 GiB: about 2 MB on disk). The zeros are gzip members of 64 MiB each, compressed
+    once and repeated (a gzip file is any sequence of members), which takes under a second where
+    streaming 2 GiB through one GzipFile takes 15."""
+    member_bytes = 64 << 20
+    member = gzip.compress(bytes(member_bytes), compresslevel=9, mtime=0)
+    assert member[-4:] == member_bytes.to_bytes(4, "little")  # its trailer: inflates to 64 MiB
+    header = bytes([0, 0, 8, 3]) + np.array([declared_images, 28, 28], ">u4").tobytes()
+    with open(path, "wb") as handle:
+        handle.write(gzip.compress(header + bytes(declared_images * 784), mtime=0))
+        for _ in range(zeros // member_bytes):
+            handle.write(member)
+    return path
+
+
+def peak_memory_of(command, cwd):
+    """(exit code, stderr, peak resident MB) of a command run in a fresh interpreter, so that
+    RUSAGE_CHILDREN sees that command (and its children) only."""
+    probe = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stdout.write(done.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *map(str, command)], capture_output=True, text=True, cwd=cwd)
+    first, _, stderr = out.stdout.partition("\n")
+    code, kib = map(int, first.split())
+    return code, stderr, kib / 1024
+
+
+def test_gzip_bomb_is_refused_without_inflating_it(tmp_path):
+    bomb = gzip_bomb(tmp_path / "bomb-images-idx3-ubyte.gz")
+    write_idx(tmp_path / "bomb-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
+    assert bomb.stat().st_size < 3 << 20
+    started = time.monotonic()
+    code, stderr, peak_mb = peak_memory_of(
+        [sys.executable, "-m", "digitprep", "mnist", bomb.name, "--out", "x.csv"], tmp_path
+    )
+    elapsed = time.monotonic() - started
+    expected = f"Error: {bomb.name}: more than 1048576 bytes after the 10 x 28 x 28 = 7840 the header declares\n"
+    assert code == 1 and stderr == expected
+    print(f"gzip bomb (2 GiB inflated): refused in {elapsed:.1f} s, peak memory {peak_mb:.0f} MB")
+    assert peak_mb < 200  # inflating it whole would take over 2048 MB
+    assert sorted(p.name for p in tmp_path.iterdir()) == [bomb.name, "bomb-labels-idx1-ubyte.gz"]
+
+
 # --- Kaggle CSV --------------------------------------------------------------------------------
 
 
@@ -207,6 +293,13 @@ def bad_inputs(folder):
     gz.write_bytes(gzip.compress(path.read_bytes())[:-30])
     path.unlink()
     cases["truncated gzip"] = ([gz], gz, "truncated or corrupt gzip")
+    sub, path = pair("gzextra", images_data=lambda data: data + b"\0\0")
+    gz = sub / "small-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    path.unlink()
+    cases["extra bytes in gzip"] = ([gz], gz, "2 bytes after the 4 x 28 x 28 = 3136 the header declares")
+    sub, path = pair("huge", images_data=lambda data: data[:4] + (2**32 - 1).to_bytes(4, "big") + data[8:])
+    cases["count far beyond the data"] = ([path], path, "3367254359280 bytes, found 3136")  # not allocated
     sub, path = pair("magic", images_data=lambda data: b"\0\0\x08\x02" + data[4:])
     cases["wrong magic"] = ([path], path, "wrong magic 0x00000802")
     sub, path = pair("swapped")
@@ -327,9 +420,41 @@ def test_failed_png_tree_leaves_the_previous_one(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pngtree, "encode_png", failing_encode)
     with pytest.raises(OSError, match="disk full"):
-        export_module.export_png_tree([source], tree)
+        pngtree.write_png_tree(images, labels, tree, jobs=1)
     assert {p.relative_to(tree): p.read_bytes() for p in tree.rglob("*.png")} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [source.name, "small-labels-idx1-ubyte.gz", "tree"]
+
+
+def test_png_tree_is_the_same_whatever_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images, labels = synthetic_mnist(300, seed=6)
+    source = write_pair(tmp_path, images, labels)
+    trees = []
+    for jobs in (1, 2):  # in process, then 8 tasks of 38 images on two workers
+        result = run("mnist", source.name, "--out-dir", f"tree{jobs}", "--jobs", jobs)
+        assert result.exit_code == 0 and "wrote 300 PNGs" in result.output
+        trees.append(tree_bytes(tmp_path / f"tree{jobs}"))
+    assert trees[0] == trees[1] and len(trees[0]) == 300
+    tree_images, tree_labels = png_tree_pixels(tmp_path / "tree2", 300)
+    assert np.array_equal(tree_images, images) and np.array_equal(tree_labels, labels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [source.name, source.name.replace("images-idx3", "labels-idx1"), "tree1", "tree2"]
+    )
+
+
+def test_name_layout_replaces_files_of_those_names_only(tmp_path):
+    images, labels = synthetic_mnist(30, seed=7)
+    out = tmp_path / "flat"
+    out.mkdir()
+    (out / f"{labels[3]}_8_3.png").write_bytes(b"old")
+    (out / "5_20_0.png").write_bytes(b"another source's")
+    assert pngtree.write_png_tree(images, labels, out, tag="8", layout="name", jobs=2) == 30
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"{label}_8_{i}.png" for i, label in enumerate(labels)] + ["5_20_0.png"])
+    assert (out / "5_20_0.png").read_bytes() == b"another source's"
+    for i, label in enumerate(labels):
+        assert np.array_equal(cv2.imread(str(out / f"{label}_8_{i}.png"), cv2.IMREAD_UNCHANGED), images[i])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat"]  # no staging folder left
 
 
 # --- digitprep mnist: one-hot CSVs -------------------------------------------------------------
@@ -372,8 +497,7 @@ def test_csv_from_kaggle_rows_parallel_equals_serial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     images, labels = synthetic_mnist(25, seed=4)
     write_kaggle_csv(tmp_path / "k.csv", images, labels, header=False)
-    monkeypatch.setattr(export_module, "CHUNK_IMAGES", 4)  # several chunks over several workers
-    outputs = []
+    outputs = []  # 25 rows: tasks of 7 rows in process, of 4 rows on two workers
     for jobs in (1, 2):
         assert run("mnist", "k.csv", "--size", 14, "--center", "--jobs", jobs, "-q", "--out", "k14.csv").exit_code == 0
         outputs.append({p.name: p.read_bytes() for p in sorted(tmp_path.glob("k14*"))})
@@ -446,7 +570,7 @@ def test_download_over_http_lands_verified_files_and_rerun_keeps_them(mirror, ht
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sorted(checksums)
     for name in checksums:
         assert (tmp_path / "raw" / name).read_bytes() == (folder / name).read_bytes()
-        assert (tmp_path / "raw" / name).stat().st_mode & 0o777 == FILE_MODE  # not the temporary file's 0600
+        assert (tmp_path / "raw" / name).stat().st_mode & 0o777 == file_mode()  # not the temporary's 0600
         assert statuses[name].startswith(f"downloaded from {http_mirror}{name}")
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "raw").iterdir()}
     fetch_mnist(tmp_path / "raw", ("http://127.0.0.1:9/nothing-here/",), checksums, on_file=statuses.__setitem__)
@@ -482,7 +606,7 @@ def test_fallback_mirror_and_corrupt_copy_replaced(mirror, tmp_path):
 
 def test_fetch_mnist_command(mirror, tmp_path, monkeypatch):
     folder, checksums = mirror
-    monkeypatch.setattr(download_module, "MNIST_MD5", checksums)
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", checksums)
     result = run("fetch-mnist", tmp_path / "raw", "--mirror", folder.as_uri())
     assert result.exit_code == 0, result.output
     assert result.output.count("MD5 verified") == 4
@@ -493,8 +617,60 @@ def test_fetch_mnist_command(mirror, tmp_path, monkeypatch):
     assert not (tmp_path / "raw" / "train-images-idx3-ubyte.gz").exists()
 
 
+@pytest.fixture
+def trickle_mirror():
+    """An HTTP server on 127.0.0.1 that answers every file with 1000 bytes announced and sends
+    them one at a time, ``server.interval`` seconds apart; stopped (its handlers too) at teardown."""
+    stop = threading.Event()
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    if stop.wait(self.server.interval):
+                        return
+            except OSError:  # the client gave up
+                return
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    server.interval = 10.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("interval", [10.0, 0.2])  # silent longer than the deadline; never silent for long
+def test_a_trickling_mirror_fails_at_the_deadline_and_leaves_nothing(trickle_mirror, tmp_path, monkeypatch, interval):
+    trickle_mirror.interval = interval
+    url = f"http://127.0.0.1:{trickle_mirror.server_address[1]}/"
+    name = "t10k-labels-idx1-ubyte.gz"
+    monkeypatch.setattr(mnist_module, "MNIST_MD5", {name: "0" * 32})
+    monkeypatch.setattr(mnist_module, "DEADLINE_SECONDS", 2)
+    started = time.monotonic()
+    result = run("fetch-mnist", tmp_path / "raw", "--mirror", url)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert f"{name}: {url}{name} took longer than the 2 s deadline" in result.output
+    assert 2 <= elapsed < 3.5, elapsed  # the socket timeout (60 s) alone would not end it
+    assert list((tmp_path / "raw").iterdir()) == []  # no file, no temporary
+    with pytest.raises(DownloadError, match=r"took longer than the 0\.5 s deadline"):
+        fetch_mnist(tmp_path / "raw", (url,), {name: "0" * 32}, deadline=0.5)
+
+
 def test_real_checksums_match_the_shared_files(tmp_path):
     t10k_files()
-    available = {n: md5 for n, md5 in download_module.MNIST_MD5.items() if (SHARED_MNIST / n).exists()}
+    available = {n: md5 for n, md5 in mnist_module.MNIST_MD5.items() if (SHARED_MNIST / n).exists()}
     fetch_mnist(tmp_path / "raw", (SHARED_MNIST.as_uri(),), available)
     assert len(available) == 3 and all((tmp_path / "raw" / n).exists() for n in available)

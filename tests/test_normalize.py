@@ -7,13 +7,10 @@ from conftest import drawn_digit
 
 from digitprep.normalize import (
     REMAP_LIMIT,
-    SPLIT_CANVAS_IMAGES,
     BlankImage,
     ImageTooLarge,
-    NormalizeOptions,
     crop_to_ink,
     deskew,
-    deskew_groups,
     deskew_ink,
     fit_and_center,
     ink_bbox,
@@ -22,10 +19,16 @@ from digitprep.normalize import (
     normalize,
     normalize_stack,
     remove_background,
-    resize,
+    resized,
     shift,
     skew_of,
+    to_uint8,
 )
+from digitprep.options import NormalizeOptions
+
+
+def resize(image, width, height):
+    return to_uint8(resized(image, width, height))
 
 
 def centre_of_mass(image):
@@ -183,24 +186,19 @@ def test_each_image_is_deskewed_as_if_alone_whatever_the_stack():
     assert not blank.any() and len(stacks[0]) == 260
 
 
-def test_a_large_stack_is_sheared_onto_a_narrow_and_a_wide_canvas_each_image_as_if_alone():
-    slopes = (0.0, 0.05, 0.1, 0.5, -0.6)  # most need a narrow canvas, a few a much wider one
-    varied = slanted_bars(2 * SPLIT_CANVAS_IMAGES, height=40, width=40, slopes=slopes)
-    boxes = ink_boxes(varied)
-    groups = deskew_groups(varied, boxes)
-    assert len(groups) == 2
-    (narrow, narrow_canvas), (wide, wide_canvas) = groups
-    assert sorted(np.concatenate((narrow, wide)).tolist()) == list(range(len(varied)))
-    assert narrow_canvas.shape[2] < wide_canvas.shape[2] and len(narrow) >= len(wide)
-    for members, canvas in groups:
-        for position, result in zip(members, canvas):
-            alone = deskew_ink(varied[position][None], boxes[position][None])[0]
-            rows, columns = alone.shape
-            assert np.array_equal(result[:rows, :columns], alone)
-            assert not result[rows:].any() and not result[:, columns:].any()
-    few = varied[: SPLIT_CANVAS_IMAGES - 1]  # a small stack: one canvas
-    ((members, canvas),) = deskew_groups(few, boxes[: len(few)])
-    assert members.tolist() == list(range(len(few))) and np.array_equal(canvas, deskew_ink(few, boxes[: len(few)]))
+def test_every_step_treats_each_image_as_if_alone():
+    # Bars of very different slants and sizes in one stack: the deskew canvas is as wide as the
+    # widest, yet every image comes out exactly as it does on its own.
+    slopes = (0.0, 0.05, 0.1, 0.5, -0.6)
+    varied = slanted_bars(60, height=40, width=40, slopes=slopes)
+    varied[7, :, :] = 0  # and a blank one among them
+    options = NormalizeOptions(deskew=True, center=True)
+    stacks, blank = normalize_stack(varied, (20, 8), options)
+    assert blank.tolist() == [i == 7 for i in range(60)]
+    for position in (0, 3, 8, 59):
+        alone, _ = normalize_stack(varied[position][None], (20, 8), options)
+        row = position - (position > 7)
+        assert np.array_equal(stacks[0][row], alone[0][0]) and np.array_equal(stacks[1][row], alone[1][0])
 
 
 def test_an_image_taller_than_opencv_remaps_is_refused_by_deskew():
@@ -220,13 +218,15 @@ def test_upright_image_is_left_alone_by_deskew():
     assert cut.tolist() == [[0, 255, 255, 255, 255, 0]] * 16
 
 
-def test_area_resize_agrees_with_cv2_inter_area():
+def test_shrinking_is_cv2_inter_area_and_enlarging_is_linear():
     rng = np.random.default_rng(3)
     for shape, target in [((28, 28), (20, 20)), ((37, 23), (8, 8)), ((120, 90), (20, 13)), ((9, 9), (8, 8))]:
         image = rng.integers(0, 256, shape).astype(np.uint8)
-        ours = resize(image, *target).astype(int)
-        theirs = cv2.resize(image, target, interpolation=cv2.INTER_AREA).astype(int)
-        assert np.abs(ours - theirs).max() <= 1, (shape, target)
+        theirs = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+        assert np.array_equal(resize(image, *target), theirs), (shape, target)
+    image = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+    theirs = cv2.resize(image.astype(np.float32), (20, 20), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(resize(image, 20, 20), np.rint(theirs).astype(np.uint8))
 
 
 def test_stack_equals_one_at_a_time():

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from conftest import write_image
 
 from digitprep.build import BuildConfig, build_dataset
-from digitprep.normalize import NormalizeOptions
+from digitprep.options import NormalizeOptions
 from digittrain.cli import main
 
 FONTS = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX]

@@ -32,3 +32,13 @@ def test_headerless_data_and_bad_data(tmp_path):
     data.write_text("x,y\n1,2,3\n4,5,6\n")
     result = CliRunner().invoke(main, ["regress", str(data)])
     assert result.exit_code == 1 and "two columns" in result.output
+
+
+def test_an_unwritable_plot_fails_before_the_training(tmp_path):
+    data = tmp_path / "xy.csv"
+    data.write_text("".join(f"{v},{2 * v}\n" for v in range(20)))
+    (tmp_path / "blocker").write_text("a file, not a folder")  # as root, chmod would not stop a write
+    result = CliRunner().invoke(main, ["regress", str(data), "--plot", str(tmp_path / "blocker" / "p.png")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {tmp_path / 'blocker' / 'p.png'}: cannot write (")
+    assert "Epoch" not in result.output and list(tmp_path.rglob(".*.tmp")) == []

@@ -1,8 +1,12 @@
 """`digitprep render`: finding fonts, rejecting those without real digits, drawing digits, the tree."""
 
 import csv
+import os
 import shutil
-from dataclasses import replace
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -13,11 +17,12 @@ from click.testing import CliRunner
 
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
-from digitprep.fontdigits import RenderConfig, render_font_digits
 from digitprep.fonts import (
     DIGITS,
     MISSING_CHARACTER,
+    check_file,
     digit_masks,
+    drop_duplicates,
     find_font_files,
     glyph_mask,
     is_box,
@@ -26,16 +31,19 @@ from digitprep.fonts import (
     render_problem,
     usable_problem,
 )
+from digitprep.options import RenderConfig
 from digitprep.render import (
     GRID,
     Variation,
     change_stroke,
     place,
     render_digit,
+    render_font_digits,
     rotate_to_fit,
 )
 
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def face(name):
@@ -76,6 +84,8 @@ def test_a_file_that_is_not_a_font_is_reported(tmp_path):
     bogus.write_text("not a font")
     faces, problem = list_faces(bogus)
     assert faces == [] and "cannot be opened as a font" in problem
+    [check] = check_file(str(bogus))
+    assert (check.face, check.label) == (None, str(bogus)) and "cannot be opened as a font" in check.problem
 
 
 def test_faces_carry_names_and_a_content_id():
@@ -104,6 +114,12 @@ def test_text_fonts_are_usable(name):
 )
 def test_symbol_fallback_and_digitless_fonts_are_rejected(name, reason):
     assert reason in usable_problem(face(name))
+
+
+def test_a_second_copy_of_a_face_is_skipped_as_a_duplicate(tmp_path):
+    copy = font_dir(tmp_path, "DejaVuSans.ttf") / "DejaVuSans.ttf"
+    checks = drop_duplicates(check_file(str(MPL_FONTS / "DejaVuSans.ttf")) + check_file(str(copy)))
+    assert [check.problem for check in checks] == [None, f"duplicate of {MPL_FONTS / 'DejaVuSans.ttf'}"]
 
 
 def rendered(name):
@@ -239,13 +255,26 @@ def test_light_fonts_get_a_pen_a_cell_wide_on_the_grid():
 @pytest.fixture
 def no_fsync(monkeypatch):
     """Thousands of tiny files: flushing each to disk costs seconds and tests nothing here."""
-    import digitprep.textfiles  # where csvio's atomic writer lives
+    import digitprep.atomic
 
-    monkeypatch.setattr(digitprep.textfiles.os, "fsync", lambda fd: None)
+    monkeypatch.setattr(digitprep.atomic.os, "fsync", lambda fd: None)
 
 
 def names_in(folder):
     return sorted(p.name for p in folder.iterdir())
+
+
+def contents(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def temporaries(folder):
+    """Every temporary file or folder an atomic write may leave (``.NAME.PID.XXXX.tmp``)."""
+    return sorted(str(p) for p in folder.rglob(".*.tmp"))
+
+
+def render_args(out, fonts, *more):
+    return ["render", "--out-dir", str(out), "--fonts", str(fonts), *more]
 
 
 def test_render_writes_the_tree_manifest_and_font_list(tmp_path, no_fsync):
@@ -289,17 +318,21 @@ def test_render_writes_the_tree_manifest_and_font_list(tmp_path, no_fsync):
     assert sorted(tags) == ["20"] * 40 + ["8"] * 40
 
 
-def test_same_seed_same_bytes_for_any_jobs_and_another_seed_differs(tmp_path, no_fsync):
-    fonts = font_dir(tmp_path, "DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "cmr10.ttf")
-    config = RenderConfig(variants=1)
+def test_same_seed_same_bytes_for_any_jobs_and_another_seed_differs(tmp_path):
+    fonts = font_dir(tmp_path, "DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "cmr10.ttf", "cmex10.ttf")
     outputs = {}
-    for name, jobs, seed in (("a", 1, 0), ("b", 2, 0), ("c", 1, 1)):
-        summary = render_font_digits([fonts], tmp_path / name, replace(config, seed=seed), jobs)
-        assert summary.written == 60
-        outputs[name] = {p.name: p.read_bytes() for p in (tmp_path / name).iterdir()}
-    assert outputs["a"] == outputs["b"]
-    changed = [n for n in outputs["a"] if n.endswith(".png") and outputs["a"][n] != outputs["c"][n]]
-    assert len(changed) == 60
+    for name, jobs, seed in (("a", "1", "0"), ("b", "2", "0"), ("c", "1", "1")):
+        args = render_args(tmp_path / name, fonts, "--variants", "1", "--jobs", jobs, "--seed", seed, "-q")
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "wrote 60 PNGs" in result.stderr and "skipped 1" in result.stderr
+        outputs[name] = contents(tmp_path / name)
+    expected = {f"{d}_{t}_{n}.png" for d in range(10) for t in (20, 8) for n in range(3)}
+    assert set(outputs["a"]) == expected | {"render.manifest.csv", "render.fonts.csv"}
+    assert outputs["a"] == outputs["b"]  # every PNG and both CSVs, byte for byte
+    changed = [n for n in expected if outputs["a"][n] != outputs["c"][n]]
+    assert len(changed) == 60 and outputs["a"]["render.fonts.csv"] == outputs["c"]["render.fonts.csv"]
+    assert temporaries(tmp_path) == []
 
 
 def test_a_rerun_removes_only_its_own_stale_images(tmp_path):
@@ -312,10 +345,67 @@ def test_a_rerun_removes_only_its_own_stale_images(tmp_path):
     assert names_in(out) == sorted(expected)
 
 
-def test_no_usable_font_is_an_error(tmp_path):
+def test_no_usable_font_is_an_error_that_leaves_the_folder_alone(tmp_path):
+    out = tmp_path / "out"
+    render_font_digits([MPL_FONTS / "DejaVuSans.ttf"], out, RenderConfig(variants=1, tags=("8",)), 1)
+    before = contents(out)
     fonts = font_dir(tmp_path, "cmex10.ttf", "STIXSizOneSymReg.ttf")
-    result = CliRunner().invoke(main, ["render", "--out-dir", str(tmp_path / "out"), "--fonts", str(fonts), "-q"])
+    result = CliRunner().invoke(main, render_args(out, fonts))
     assert result.exit_code == 1 and "no usable font" in result.output and "Traceback" not in result.output
+    assert "skipped" in result.stderr and "cmex10.ttf: digit 0 maps to glyph 'parenlefttp'" in result.stderr
+    assert contents(out) == before
+
+
+def test_a_failing_render_leaves_the_earlier_output_and_no_temporaries(tmp_path, monkeypatch):
+    import digitprep.render
+
+    fonts = font_dir(tmp_path, "DejaVuSans.ttf", "DejaVuSerif.ttf")
+    out = tmp_path / "out"
+    render_font_digits([fonts], out, RenderConfig(variants=1), 1)
+    before = contents(out)
+    calls = []
+
+    def encode_then_fail(image):
+        calls.append(1)
+        if len(calls) == 50:  # the second face, after the first face's images are staged
+            raise OSError(28, "No space left on device")
+        return encode_png(image)
+
+    encode_png = digitprep.render.encode_png
+    monkeypatch.setattr(digitprep.render, "encode_png", encode_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        render_font_digits([fonts], out, RenderConfig(variants=2, seed=1), 1)
+    assert len(calls) == 50
+    assert contents(out) == before and temporaries(tmp_path) == []
+
+
+def test_sigterm_stops_a_render_leaving_the_earlier_output_and_no_temporaries(tmp_path):
+    fonts = font_dir(tmp_path, "DejaVuSans.ttf", "DejaVuSerif.ttf", "cmr10.ttf")
+    out = tmp_path / "out"
+    render_font_digits([fonts], out, RenderConfig(variants=1, tags=("8",)), 1)
+    before = contents(out)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digitprep", *render_args(out, fonts, "--variants", "1000", "--jobs", "2", "-q")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        # Working once its staging folder exists: fonts checked, images being drawn.
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate()
+        assert list(tmp_path.glob(".out.*.tmp")), "the render never started writing"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr.decode()
+    assert contents(out) == before and temporaries(tmp_path) == []
 
 
 @pytest.mark.parametrize(

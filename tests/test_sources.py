@@ -57,26 +57,55 @@ def test_label_outside_classes_and_odd_entries_are_problems(tmp_path):
     }
 
 
-def test_numbered_folders_are_recognised_whole_and_keep_natural_order(tmp_path):
-    from digitprep.sources import natural_key, natural_sorted, plain_extension
+def test_natural_order_puts_numbers_in_order_and_ties_in_text_order():
+    from digitprep.sources import natural_key
 
-    assert plain_extension(["10.png", "2.png", "0.png"]) == "png"
-    assert plain_extension(["10.png", "2.PNG"]) is None  # two extensions
-    assert plain_extension(["10.png", "02.png"]) is None  # a leading zero
-    assert plain_extension(["10.png", "a2.png"]) is None
-    assert plain_extension(["1.png\n2.png"]) is None  # a line break in a name is no separator
-    assert plain_extension([]) is None
-    names = ["10.txt", "9.txt", "100.txt", "0.txt", "11.txt"]
-    assert natural_sorted(names) == ["0.txt", "9.txt", "10.txt", "11.txt", "100.txt"]
-    mixed = ["b10.png", "b9.png", "07.png", "7.png", "a.png"]
-    assert natural_sorted(mixed) == sorted(sorted(mixed), key=natural_key)
-    assert natural_sorted(mixed) == ["07.png", "7.png", "a.png", "b9.png", "b10.png"]
+    assert sorted(["10.txt", "9.txt", "100.txt", "0.txt", "11.txt"], key=natural_key) == [
+        "0.txt", "9.txt", "10.txt", "11.txt", "100.txt",
+    ]  # fmt: skip
+    assert sorted(["b10.png", "7.png", "a.png", "07.png", "b9.png"], key=natural_key) == [
+        "07.png", "7.png", "a.png", "b9.png", "b10.png",
+    ]  # fmt: skip
 
 
-def test_a_numbered_folder_of_other_files_gives_no_images(tmp_path):
-    for name in ["1.txt", "2.txt", "3.TXT"]:
-        touch(tmp_path / "5" / name)
-    for name in ["2.JPG", "10.JPG"]:
-        touch(tmp_path / "6" / name)
-    found = find_candidates([tmp_path], "folder")
-    assert [os.path.relpath(c.path, tmp_path) for c in found] == ["6/2.JPG", "6/10.JPG"]
+def test_symlinked_class_folders_are_followed_and_loops_reported(tmp_path):
+    touch(tmp_path / "real" / "7" / "a.png")
+    touch(tmp_path / "src" / "1" / "b.png")
+    os.symlink("../real/7", tmp_path / "src" / "7")
+    os.symlink("..", tmp_path / "src" / "1" / "up")  # a loop back to src
+    os.symlink("1", tmp_path / "src" / "7x")  # the same folder twice
+    found = find_candidates([tmp_path / "src"], "auto")
+    rows = [(c.display.rsplit("src/", 1)[1], c.label, c.problem) for c in found]
+    assert rows == [
+        ("1/b.png", 1, None),
+        ("1/up", None, "folder reached again through a symbolic link: not walked"),
+        ("7/a.png", 7, None),
+        ("7x", None, "folder reached again through a symbolic link: not walked"),
+    ]
+
+
+def test_names_that_are_not_utf8_are_kept_and_shown_escaped(tmp_path):
+    (tmp_path / "3").mkdir()
+    with open(os.path.join(os.fsencode(tmp_path), b"3", b"caf\xe9.png"), "wb") as handle:
+        handle.write(b"x")
+    (c,) = find_candidates([tmp_path], "folder")
+    assert c.display.endswith("3/caf\\xe9.png") and c.label == 3 and c.problem is None
+    assert open(c.path, "rb").read() == b"x"  # the path itself still opens the file
+    c.display.encode("utf-8")  # and what is shown can be written anywhere
+
+
+def test_deep_folders_are_walked_without_recursion(tmp_path):
+    deep = str(tmp_path)
+    for _ in range(990):  # os.makedirs would itself recurse
+        deep += "/d"
+        os.mkdir(deep)
+    with open(os.path.join(deep, "5_20_1.png"), "wb") as handle:
+        handle.write(b"x")
+    try:
+        (c,) = find_candidates([tmp_path], "auto")
+        assert (c.label, c.tag, c.problem) == (5, "20", None)
+    finally:  # bottom up: shutil.rmtree, and pytest's clean-up of old folders, would recurse
+        os.remove(os.path.join(deep, "5_20_1.png"))
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)

@@ -1,15 +1,17 @@
 """`digitprep split` and `digitprep mix`: stratified, deterministic, manifests following their rows,
 origins kept; and augmentation only after the split."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import digitprep.atomic
 from digitprep.cli import main
-from digitprep.csvio import write_onehot_csv
-from digitprep.dataset import read_dataset
+from digitprep.csvio import read_dataset, write_onehot_csv
 from digitprep.split import stratified_split
 
 
@@ -189,3 +191,63 @@ def test_mix_refuses_different_sizes_and_classes(tmp_path):
     result = run("mix", tmp_path / "a.csv", tmp_path / "c.csv", "--out", tmp_path / "m.csv")
     assert result.exit_code == 1 and "c.csv: classes 1-3, but" in result.output
     assert not (tmp_path / "m.csv").exists()
+
+
+# ---------------------------------------------------------------- outputs that cannot be written
+
+
+def full_disk_fsync(fd):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture
+def source(tmp_path):
+    """A data set to read, tmp_path/d.csv (written while the disk still has room)."""
+    write_set(tmp_path / "d.csv", np.repeat(np.arange(10), 4))
+    return tmp_path / "d.csv"
+
+
+@pytest.fixture(params=["under a file", "full disk"])
+def unwritable(request, tmp_path, monkeypatch, source):
+    """(folder, reason): a folder whose outputs cannot be written. Under a regular file (as root,
+    chmod would not stop a write), or on a full disk, where fsync fails (the data reached only the
+    page cache)."""
+    if request.param == "full disk":
+        monkeypatch.setattr(digitprep.atomic.os, "fsync", full_disk_fsync)
+        (tmp_path / "out").mkdir()
+        return tmp_path / "out", "No space left on device"
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    return tmp_path / "blocker", ""
+
+
+def assert_one_line_error(result, path, reason):
+    """Exit 1 with one line on stderr naming ``path`` and ``reason``, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {path}: cannot write (") and reason in line, line
+
+
+def temporaries(folder):
+    return sorted(p.name for p in folder.rglob(".*.tmp"))
+
+
+def test_split_that_cannot_write_names_the_file_and_leaves_nothing(tmp_path, source, unwritable):
+    folder, reason = unwritable
+    result = run("split", source, "--train-out", folder / "tr.csv", "--test-out", folder / "te.csv")
+    assert_one_line_error(result, folder / "tr.csv", reason)
+    assert temporaries(tmp_path) == [] and not (folder / "tr.csv").exists() and not (folder / "te.csv").exists()
+
+
+def test_mix_that_cannot_write_names_the_file_and_leaves_nothing(tmp_path, source, unwritable):
+    folder, reason = unwritable
+    result = run("mix", source, source, "--out", folder / "m.csv")
+    assert_one_line_error(result, folder / "m.csv", reason)
+    assert temporaries(tmp_path) == [] and not (folder / "m.csv").exists()
+
+
+def test_show_that_cannot_write_names_the_file_and_leaves_nothing(tmp_path, source, unwritable):
+    folder, reason = unwritable
+    result = run("show", source, "--out", folder / "sheet.png")
+    assert_one_line_error(result, folder / "sheet.png", reason)
+    assert temporaries(tmp_path) == [] and not (folder / "sheet.png").exists()

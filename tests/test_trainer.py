@@ -1,11 +1,14 @@
 """digittrain end to end on small data written by the tests, and the 8x8 digits benchmark."""
 
+import errno
+import os
 import re
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from digitprep.atomic import OutputFile
 from digitprep.csvio import write_onehot_csv
 from digittrain.cli import main
 from digittrain.data import Scaler, smoothed_targets
@@ -102,6 +105,68 @@ def test_divergence_stops_with_a_hint(tmp_path):
     )
     assert result.exit_code == 1 and "diverged" in result.output and "lower --lr" in result.output
     assert "Traceback" not in result.output
+
+
+class FullDisk:
+    """A file handle on a full disk: every write fails with ENOSPC."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+
+def fill_disk_for(monkeypatch, name):
+    """From now on, writing the output called ``name`` fails as it does on a full disk."""
+    real_write = OutputFile.write
+
+    def write(self, data):
+        if self.path.name == name and not isinstance(self.handle, FullDisk):
+            self.handle = FullDisk(self.handle)
+        real_write(self, data)
+
+    monkeypatch.setattr(OutputFile, "write", write)
+
+
+def assert_one_line_error(result, path, reason=""):
+    """Exit 1 with one line on stderr naming ``path`` (and ``reason``), no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {path}: cannot write (") and reason in line, line
+
+
+def training_outputs(folder):
+    return ["--save", folder / "m.npz", "--plot", folder / "c.png", "--results", folder / "r.csv"]
+
+
+@pytest.mark.parametrize("option", ["--save", "--plot", "--results"])
+def test_an_output_that_cannot_be_written_fails_before_the_training(tmp_path, option):
+    train_csv = write_toy(tmp_path / "train.csv")
+    (tmp_path / "blocker").write_text("a file, not a folder")  # as root, chmod would not stop a write
+    outputs = training_outputs(tmp_path)
+    impossible = tmp_path / "blocker" / outputs[outputs.index(option) + 1].name
+    outputs[outputs.index(option) + 1] = impossible
+    result = invoke("--train", train_csv, "--hidden", "8", "--epochs", 2, *outputs)
+    assert_one_line_error(result, impossible)
+    assert "Epoch" not in result.output  # it failed at once, not after the training
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.name != "blocker") == ["train.csv"]  # no temporaries
+
+
+@pytest.mark.parametrize("name", ["m.npz", "c.png", "r.csv"])
+def test_a_full_disk_names_the_file_and_changes_none_of_the_outputs(tmp_path, monkeypatch, name):
+    train_csv = write_toy(tmp_path / "train.csv")
+    (tmp_path / "r.csv").write_text("finished,test_accuracy\n2024-01-01T00:00:00,0.5\n")
+    fill_disk_for(monkeypatch, name)
+    result = invoke("--train", train_csv, "--hidden", "8", "--epochs", 2, *training_outputs(tmp_path))
+    assert_one_line_error(result, tmp_path / name, "No space left on device")
+    assert not (tmp_path / "m.npz").exists() and not (tmp_path / "c.png").exists()
+    assert (tmp_path / "r.csv").read_text() == "finished,test_accuracy\n2024-01-01T00:00:00,0.5\n"
+    assert list(tmp_path.glob(".*.tmp")) == []
 
 
 def test_bad_model_files_are_one_line_errors(tmp_path):
