@@ -40,11 +40,11 @@ def _file_mode() -> int:
 
 def _is_running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
-        return True
+        pass
     return True
 
 
@@ -76,19 +76,22 @@ def signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _staged(path: Path, make) -> str:
+    """A temporary beside ``path``, named for it and this process (what ``sweep_stale`` reads)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(path.parent)
+        return make(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise output_error(path, exc) from None
+
+
 class OutputFile:
     """One output being written: ``write`` bytes; an OSError becomes an OutputError naming it."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            sweep_stale(self.path.parent)
-            handle, temporary = tempfile.mkstemp(
-                prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent
-            )
-        except OSError as exc:
-            raise output_error(self.path, exc) from None
+        handle, temporary = _staged(self.path, tempfile.mkstemp)
         self.temporary = Path(temporary)
         self.handle = os.fdopen(handle, "wb")
 
@@ -108,6 +111,12 @@ class OutputFile:
         except OSError as exc:
             raise output_error(self.path, exc) from None
 
+    def publish(self) -> None:
+        try:
+            os.replace(self.temporary, self.path)
+        except OSError as exc:
+            raise output_error(self.path, exc) from None
+
     def discard(self) -> None:
         with contextlib.suppress(OSError):
             self.handle.close()
@@ -117,30 +126,22 @@ class OutputFile:
 
 class OutputFolder:
     """A folder of outputs written into a staging folder beside ``path``; on commit each of its
-    top-level entries replaces the entry of that name in ``path`` (other entries are left)."""
+    top-level entries replaces the entry of that name in ``path`` (other entries are left). Not
+    fsynced: these trees are thousands of small files that a rerun makes again."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            sweep_stale(self.path.parent)
-            self.staging = Path(
-                tempfile.mkdtemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
-            )
-        except OSError as exc:
-            raise output_error(self.path, exc) from None
+        self.staging = Path(_staged(self.path, tempfile.mkdtemp))
 
     def finish(self) -> None:
-        """The staged files on disk (fsync of each folder's entries is left to the file system:
-        these are regenerable image trees, thousands of small files)."""
+        """Nothing to sync (see the class)."""
 
     def publish(self) -> None:
         trash = self.staging / ".replaced"
         try:
+            self.path.mkdir(exist_ok=True)
             trash.mkdir()
-            for entry in sorted(self.staging.iterdir()):
-                if entry == trash:
-                    continue
+            for entry in sorted(set(self.staging.iterdir()) - {trash}):
                 target = self.path / entry.name
                 if target.exists() or target.is_symlink():
                     target.rename(trash / entry.name)
@@ -163,15 +164,13 @@ class OutputSet:
         self.outputs: list[OutputFile | OutputFolder] = []
 
     def open(self, path: Path) -> OutputFile:
-        output = OutputFile(path)
-        self.outputs.append(output)
-        return output
+        self.outputs.append(OutputFile(path))
+        return self.outputs[-1]
 
     def folder(self, path: Path) -> Path:
         """A staging folder to write ``path``'s new entries into."""
-        output = OutputFolder(path)
-        self.outputs.append(output)
-        return output.staging
+        self.outputs.append(OutputFolder(path))
+        return self.outputs[-1].staging
 
     def write(self, path: Path, data: bytes) -> None:
         """A whole file's bytes."""
@@ -182,13 +181,7 @@ class OutputSet:
             output.finish()
         with signals_held():
             for output in reversed(self.outputs):
-                if isinstance(output, OutputFolder):
-                    output.publish()
-                    continue
-                try:
-                    os.replace(output.temporary, output.path)
-                except OSError as exc:
-                    raise output_error(output.path, exc) from None
+                output.publish()
         self.outputs = []
 
     def discard(self) -> None:

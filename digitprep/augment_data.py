@@ -1,15 +1,11 @@
 """`digitprep augment`: N augmented copies of every image of a one-hot CSV or of a PNG tree.
 
-CSV in, CSV out: the originals (unless dropped) each followed by their copies, the manifest
-saying for every row which input row (``source_row``, 0-based) and which copy (``copy``, 0 = the
-original) it is, the build record gaining an ``augment`` step. PNG tree in, PNG tree out: the same
-relative paths, each copy named ``NAME_a<k>.png`` beside where ``NAME.png`` goes, so labels and tags
-read from folders or from ``<label>_<tag>_<n>`` names carry over.
-
-The rows or files are cut into tasks for ``parallel_map``. Every copy's random numbers come from its
-own key (seed, image, copy), so the output is byte-identical whatever ``jobs`` and the chunking.
-Outputs are written through one OutputSet (a DatasetWriter, or a staging folder the workers write
-the PNGs into): an error, Ctrl-C or SIGTERM leaves the old outputs as they were.
+CSV in, CSV out: each original (unless dropped) followed by its copies; the manifest gains
+``source_row`` (0-based input row) and ``copy`` (0 = the original), the build record an ``augment``
+step. PNG tree in, PNG tree out: the same relative paths, copies named ``NAME_a<k>.png`` beside
+``NAME.png``, so folder and file-name labels carry over. Every copy's randoms come from its own key
+(seed, image, copy), so the bytes do not depend on ``jobs`` or chunking; outputs go through one
+OutputSet, so an error, Ctrl-C or SIGTERM leaves the old outputs as they were.
 """
 
 from __future__ import annotations
@@ -47,6 +43,14 @@ class AugmentJob:
     keep_originals: bool = True
     classes: tuple[int, ...] = tuple(range(10))
 
+    def numbers(self) -> list[int]:
+        """The copy number of each output per source image: 0 is the original (when kept)."""
+        return list(range(0 if self.keep_originals else 1, self.copies + 1))
+
+    def chunk(self) -> int:
+        """Source images per task, so that a task makes about CHUNK_OUTPUTS copies."""
+        return max(1, CHUNK_OUTPUTS // self.copies)
+
 
 @dataclass
 class AugmentSummary:
@@ -55,14 +59,8 @@ class AugmentSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def copy_numbers(job: AugmentJob) -> np.ndarray:
-    """The copy index of each output per source image: 0 is the original (when kept)."""
-    return np.arange(0 if job.keep_originals else 1, job.copies + 1)
-
-
 def augmented_copies(images: np.ndarray, image_ids: np.ndarray, job: AugmentJob) -> np.ndarray:
-    """(n, H, W) uint8 ink-high -> (n, copies, H, W) uint8: ``job.copies`` augmented copies of each
-    image, keyed by its id (n,) int64."""
+    """(n, H, W) uint8 ink-high, ids (n,) int64 -> (n, copies, H, W) uint8, each copy keyed by its image's id."""
     n = len(images)
     ids = np.repeat(np.asarray(image_ids, np.int64), job.copies)
     keys = copy_keys(job.seed, ids, np.tile(np.arange(1, job.copies + 1), n))
@@ -70,18 +68,9 @@ def augmented_copies(images: np.ndarray, image_ids: np.ndarray, job: AugmentJob)
     return stack.reshape(n, job.copies, *images.shape[1:])
 
 
-def chunk_sources(job: AugmentJob) -> int:
-    """Source images per task, so that a task makes about CHUNK_OUTPUTS copies."""
-    return max(1, CHUNK_OUTPUTS // job.copies)
-
-
-# ---------------------------------------------------------------- CSV in, CSV out
-
-
 def augment_rows(task: tuple[int, np.ndarray, np.ndarray, list[list[str]], AugmentJob]) -> tuple[bytes, bytes, int]:
-    """(start, pixels (n, N) uint8, labels (n,), manifest rows, job) for rows ``start``.. of a data
-    set -> (CSV lines, manifest lines, row count) of their outputs: each row's original (when kept)
-    then its copies. The manifest rows lack the provenance columns; the row number is the image id."""
+    """(start, pixels (n, N) uint8, labels (n,), manifest rows without provenance, job) -> (CSV lines,
+    manifest lines, row count) of each row's original (when kept) and copies; the row number is the id."""
     start, pixels, labels, manifest, job = task
     n, n_pixels = pixels.shape
     side = round(n_pixels**0.5)
@@ -89,11 +78,9 @@ def augment_rows(task: tuple[int, np.ndarray, np.ndarray, list[list[str]], Augme
     copies = augmented_copies(pixels.reshape(n, side, side), source_rows, job).reshape(n, job.copies, n_pixels)
     if job.keep_originals:
         copies = np.concatenate((pixels[:, None], copies), axis=1)
-    numbers = copy_numbers(job)
+    numbers = job.numbers()
     out_labels = np.repeat(labels, len(numbers))
-    out_manifest = [
-        [*manifest[i], str(row), str(number)] for i, row in enumerate(source_rows.tolist()) for number in numbers
-    ]
+    out_manifest = [[*manifest[i], str(row), str(k)] for i, row in enumerate(source_rows.tolist()) for k in numbers]
     lines = encode_onehot_rows(copies.reshape(-1, n_pixels), out_labels, job.classes)
     return lines, csv_lines(out_manifest), len(out_labels)
 
@@ -106,8 +93,7 @@ def augment_csv(
     on_start: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> AugmentSummary:
-    """Augment a one-hot data set into ``out`` (CSV, manifest, build record, written as one set).
-    The pixel count must be a square; images are augmented at that size."""
+    """Augment a one-hot data set of square images into ``out`` (CSV, manifest, build record, as one set)."""
     if Path(out).resolve() == Path(src).resolve():
         raise ValueError(f"{out}: the output must not be the input")
     dataset = read_dataset(src)
@@ -115,16 +101,12 @@ def augment_csv(
         raise ValueError(f"{src}: {dataset.pixels.shape[1]} pixels per row is not a square image")
     job = replace(job, classes=dataset.classes)
     kept = [i for i, name in enumerate(dataset.manifest_header) if name not in PROVENANCE]
-    header = [dataset.manifest_header[i] for i in kept] + PROVENANCE
     base = [[row[i] for i in kept] for row in dataset.manifest_rows]
-    n, chunk = len(dataset.labels), chunk_sources(job)
-    tasks = [
-        (start, dataset.pixels[start : start + chunk], dataset.labels[start : start + chunk],
-         base[start : start + chunk], job)
-        for start in range(0, n, chunk)
-    ]  # fmt: skip
+    n = len(dataset.labels)
+    parts = [slice(start, start + job.chunk()) for start in range(0, n, job.chunk())]
+    tasks = [(part.start, dataset.pixels[part], dataset.labels[part], base[part], job) for part in parts]
+    header = [dataset.manifest_header[i] for i in kept] + PROVENANCE
     on_start(n)
-    summary = AugmentSummary(sources=n)
     with (
         DatasetWriter(out, dataset.pixels.shape[1], dataset.classes, header) as writer,
         parallel_map(augment_rows, tasks, jobs) as results,
@@ -132,18 +114,10 @@ def augment_csv(
         for task, (lines, manifest, count) in zip(tasks, results):
             writer.write_rows(lines, manifest, count)
             on_progress(len(task[2]))
-        step = {"augment": {"from": Path(src).name, **augment_settings(job)}}
+        settings = {"copies": job.copies, "seed": job.seed, "keep_originals": job.keep_originals}
+        step = {"augment": {"from": Path(src).name, **settings, **asdict(job.strengths)}}
         writer.commit({**dataset.record, "steps": [*dataset.record.get("steps", []), step]})
-        summary.written = writer.rows
-    return summary
-
-
-def augment_settings(job: AugmentJob) -> dict:
-    """What a run did, for the build record."""
-    return {"copies": job.copies, "seed": job.seed, "keep_originals": job.keep_originals, **asdict(job.strengths)}
-
-
-# ---------------------------------------------------------------- PNG tree in, PNG tree out
+        return AugmentSummary(sources=n, written=writer.rows)
 
 
 def path_id(relative: str) -> int:
@@ -151,17 +125,9 @@ def path_id(relative: str) -> int:
     return int.from_bytes(hashlib.sha256(relative.encode()).digest()[:8], "little", signed=True)
 
 
-def copy_name(relative: str, number: int) -> str:
-    """``dir/NAME.ext`` -> ``dir/NAME_a<number>.png``; the original (0) keeps its name."""
-    if number == 0:
-        return relative
-    stem, _ = os.path.splitext(relative)
-    return f"{stem}_a{number}.png"
-
-
 def write_staged(staging: Path, out_dir: Path, relative: str, data: bytes) -> None:
-    """One file into the staging folder, which is committed or removed whole (so no temporary
-    name per file); an OSError names the file as it will be called in ``out_dir``."""
+    """One file into the staging folder (committed or removed whole, so no temporary name per file);
+    an OSError names the file as it will be called in ``out_dir``."""
     path = staging / relative
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,9 +137,8 @@ def write_staged(staging: Path, out_dir: Path, relative: str, data: bytes) -> No
 
 
 def augment_batch(batch: list, job: AugmentJob, staging: Path, out_dir: Path) -> tuple[int, list[tuple[str, str]]]:
-    """(grey, file bytes, candidate, relative path) of decoded files -> their originals and copies
-    written; returns (files written, skipped files with reasons). Images of one shape are augmented
-    as one stack, ink-high, and written back in their own polarity."""
+    """(grey, file bytes, candidate, relative path) of decoded files -> (files written, skipped (file,
+    reason)). Images of one shape are augmented as one stack, ink-high, and written in their own polarity."""
     written, errors = 0, []
     shapes: dict[tuple[int, int], list] = {}
     for member in batch:
@@ -189,11 +154,9 @@ def augment_batch(batch: list, job: AugmentJob, staging: Path, out_dir: Path) ->
             continue
         copies[flipped] = 255 - copies[flipped]
         for (_, data, _, relative), images in zip(members, copies):
-            if job.keep_originals:
-                write_staged(staging, out_dir, relative, data)
-                written += 1
-            for number, image in enumerate(images, start=1):
-                write_staged(staging, out_dir, copy_name(relative, number), encode_png(image))
+            for k in job.numbers():  # the original keeps its name and its bytes
+                name = relative if k == 0 else f"{os.path.splitext(relative)[0]}_a{k}.png"
+                write_staged(staging, out_dir, name, data if k == 0 else encode_png(images[k - 1]))
                 written += 1
     return written, errors
 
@@ -201,9 +164,8 @@ def augment_batch(batch: list, job: AugmentJob, staging: Path, out_dir: Path) ->
 def augment_files(
     task: tuple[list[tuple[Candidate, str]], AugmentJob, Path, Path],
 ) -> tuple[int, list[tuple[str, str]]]:
-    """(candidate, path relative to the source folder) pairs, the job, the staging folder and the
-    output folder -> (files written, skipped files with reasons). Files are decoded until their
-    copies reach PIXEL_BUDGET pixels, then augmented, so large scans go a few at a time."""
+    """((candidate, relative path) pairs, job, staging folder, output folder) -> (files written, skipped).
+    Files are decoded until their copies reach PIXEL_BUDGET pixels, so large scans go a few at a time."""
     items, job, staging, out_dir = task
     config = BuildConfig((), job.classes)
     written, errors, batch, pixels = 0, [], [], 0
@@ -234,9 +196,8 @@ def augment_tree(
     on_start: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> AugmentSummary:
-    """Augment every labelled image under the folder ``src`` into ``out_dir`` (same layout; each
-    top-level entry written replaces the one of that name). Unusable files are skipped and
-    reported through ``on_skip``, as `build` does."""
+    """Augment every labelled image under ``src`` into ``out_dir`` (same layout; each top-level entry
+    replaces the one of that name); unusable files are reported through ``on_skip``, as `build` does."""
     src, out_dir = Path(src), Path(out_dir)
     if label_mode == "labelrow":
         raise ValueError("augment cannot keep a label row intact; use folder or file-name labels")
@@ -245,7 +206,7 @@ def augment_tree(
     candidates = find_candidates([src], label_mode, pattern, job.classes)
     on_start(len(candidates))
     items = [(c, Path(os.path.relpath(c.path, src)).as_posix()) for c in candidates]
-    chunk = min(CHUNK_FILES, chunk_sources(job))
+    chunk = min(CHUNK_FILES, job.chunk())
     summary = AugmentSummary(sources=len(candidates))
     with OutputSet() as outputs:
         staging = outputs.folder(out_dir)

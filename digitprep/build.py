@@ -57,12 +57,21 @@ class ChunkResult:
     errors: list[tuple[str, str]]
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What a run tells its caller as it goes: each input skipped (path, reason), how many inputs
+    there are, and how many more are done."""
+
+    on_skip: Callable[[str, str], None] = lambda path, reason: None
+    on_start: Callable[[int], None] = lambda total: None
+    on_progress: Callable[[int], None] = lambda n: None
+
+
 @dataclass
 class BuildSummary:
     written: int = 0
     skipped: int = 0
     outputs: list[Path] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_file(candidate: Candidate) -> bytes | str:
@@ -108,9 +117,8 @@ def rows_from_images(
     reasons = [item if isinstance(item, str) else None for item in items]
     pixels = [np.zeros((len(items), size * size), np.uint8) for size in config.sizes]
     shapes: dict[tuple[int, int], list[int]] = {}
-    for position, item in enumerate(items):
-        if reasons[position] is None:
-            shapes.setdefault(item[0].shape, []).append(position)
+    for position in (p for p, reason in enumerate(reasons) if reason is None):
+        shapes.setdefault(items[position][0].shape, []).append(position)
     for members in shapes.values():
         try:
             stacks, blank = normalize_stack(np.stack([items[p][0] for p in members]), config.sizes, config.options)
@@ -182,8 +190,7 @@ def write_outputs(
     config: BuildConfig,
     record: dict,
     strict: bool = False,
-    on_skip: Callable[[str, str], None] = lambda path, reason: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = Feedback(),
 ) -> BuildSummary:
     """Chunk results streamed into the outputs (a CSV per size, each with its manifest, errors and
     ``record`` with the row counts as OUT.build.json), committed together at the end; with
@@ -191,29 +198,24 @@ def write_outputs(
     csv_paths = output_paths(out, config.sizes)
     summary = BuildSummary()
     with OutputSet() as outputs:
-        data = [outputs.open(path) for path in csv_paths]
-        manifests = [outputs.open(sidecar_path(path, "manifest")) for path in csv_paths]
-        errors = [outputs.open(sidecar_path(path, "errors")) for path in csv_paths]
-        for output, size in zip(data, config.sizes):
-            output.write(onehot_header(size * size, config.classes))
-        for output in manifests:
-            output.write(csv_lines([MANIFEST_HEADER]))
-        for output in errors:
-            output.write(csv_lines([ERRORS_HEADER]))
+        # Each CSV is opened before its sidecars, so it is renamed after them.
+        files = [[outputs.open(p) for p in (path, sidecar_path(path, "manifest"), sidecar_path(path, "errors"))]
+                 for path in csv_paths]  # fmt: skip
+        for (data, manifest, errors), size in zip(files, config.sizes):
+            data.write(onehot_header(size * size, config.classes))
+            manifest.write(csv_lines([MANIFEST_HEADER]))
+            errors.write(csv_lines([ERRORS_HEADER]))
         for result in results:
-            for output, lines in zip(data, result.csv_lines):
-                output.write(lines)
-            for output in manifests:
-                output.write(result.manifest_lines)
             error_lines = csv_lines(result.errors)
-            for output in errors:
-                output.write(error_lines)
+            for (data, manifest, errors), lines in zip(files, result.csv_lines):
+                data.write(lines)
+                manifest.write(result.manifest_lines)
+                errors.write(error_lines)
             for path, reason in result.errors:
-                on_skip(path, reason)
+                feedback.on_skip(path, reason)
             summary.written += result.written
             summary.skipped += len(result.errors)
-            summary.errors.extend(result.errors)
-            on_progress(result.written + len(result.errors))
+            feedback.on_progress(result.written + len(result.errors))
         if strict and summary.skipped:
             return summary
         counts = {"rows": summary.written, "skipped": summary.skipped}
@@ -227,16 +229,9 @@ def write_outputs(
 def build_record(sources, config: BuildConfig, labels: str, pattern: str | None = None) -> dict:
     """The options the data was built with, for the trainer to store in its models (write_outputs
     adds the row counts and the size)."""
-    options = asdict(config.options)
-    return {
-        "sources": [Path(os.path.relpath(s)).as_posix() for s in sources],
-        "classes": format_classes(config.classes),
-        "labels": labels,
-        "pattern": pattern,
-        "deskew": options["deskew"],
-        "center": options["center"],
-        "box": options["box"],
-    }
+    sources = [Path(os.path.relpath(source)).as_posix() for source in sources]
+    classes = format_classes(config.classes)
+    return {"sources": sources, "classes": classes, "labels": labels, "pattern": pattern, **asdict(config.options)}
 
 
 def chunk_size(items: int, jobs: int, most: int = CHUNK_FILES) -> int:
@@ -254,20 +249,18 @@ def build_dataset(
     origin: str | None = None,
     jobs: int = 0,
     strict: bool = False,
-    on_skip: Callable[[str, str], None] = lambda path, reason: None,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = Feedback(),
 ) -> BuildSummary:
-    """Build one-hot CSVs from labelled images. Bad files are reported through ``on_skip`` and
+    """Build one-hot CSVs from labelled images. Bad files are reported to ``feedback`` and
     listed in OUT.errors.csv; with ``strict`` nothing is written if any file is skipped. A missing
     source or a bad pattern raises ValueError; an output that cannot be written, OutputError."""
     candidates = find_candidates(sources, label_mode, pattern, config.classes, origin)
-    on_start(len(candidates))
+    feedback.on_start(len(candidates))
     size = chunk_size(len(candidates), jobs)
     tasks = [(candidates[start : start + size], config) for start in range(0, len(candidates), size)]
     record = build_record(sources, config, "pattern" if pattern else label_mode, pattern)
     with parallel_map(process_files, tasks, jobs) as results:
-        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
+        return write_outputs(results, out, config, record, strict, feedback)
 
 
 def build_from_images(
@@ -277,9 +270,7 @@ def build_from_images(
     origin: str = "mnist",
     jobs: int = 0,
     strict: bool = False,
-    on_skip: Callable[[str, str], None] = lambda path, reason: None,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = Feedback(),
 ) -> BuildSummary:
     """One-hot CSVs and their sidecars, exactly as `build` writes them, from image sets already in
     memory (each with ``path``, ``images`` uint8 (n, H, W) and ``labels`` int64 (n,): MNIST's);
@@ -293,7 +284,7 @@ def build_from_images(
             stop = min(start + size, len(each.images))
             displays = [f"{source}#{position}" for position in range(start, stop)]
             tasks.append((each.images[start:stop], each.labels[start:stop], displays, origin, config))
-    on_start(total)
+    feedback.on_start(total)
     record = build_record([each.path for each in sets], config, "mnist")
     with parallel_map(image_rows, tasks, jobs) as results:
-        return write_outputs(results, out, config, record, strict, on_skip, on_progress)
+        return write_outputs(results, out, config, record, strict, feedback)

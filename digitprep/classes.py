@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 DIGIT_NAMES = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
@@ -14,8 +15,7 @@ def parse_classes(spec: str) -> tuple[int, ...]:
         match = re.fullmatch(r"(\d)(?:-(\d))?", part)
         if not match:
             raise ValueError(f"bad class set {spec!r}: use digits and ranges such as 0-9 or 1-5")
-        low = int(match.group(1))
-        high = int(match.group(2) or low)
+        low, high = int(match[1]), int(match[2] or match[1])
         if high < low:
             raise ValueError(f"bad class set {spec!r}: range {part} runs backwards")
         classes.update(range(low, high + 1))
@@ -24,19 +24,8 @@ def parse_classes(spec: str) -> tuple[int, ...]:
 
 def format_classes(classes: tuple[int, ...]) -> str:
     """The inverse of parse_classes: ``(1, 2, 3, 4, 5)`` -> ``1-5``, ``(0, 3, 7)`` -> ``0,3,7``."""
-    runs: list[str] = []
-    start = prev = None
-    for c in classes:
-        if start is None:
-            start = prev = c
-        elif c == prev + 1:
-            prev = c
-        else:
-            runs.append(f"{start}-{prev}" if prev != start else f"{start}")
-            start = prev = c
-    if start is not None:
-        runs.append(f"{start}-{prev}" if prev != start else f"{start}")
-    return ",".join(runs)
+    runs = [[c for _, c in run] for _, run in itertools.groupby(enumerate(classes), lambda ic: ic[1] - ic[0])]
+    return ",".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
 
 
 def onehot_column_names(classes: tuple[int, ...]) -> list[str]:

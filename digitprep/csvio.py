@@ -1,9 +1,7 @@
 """The data set on disk: the one-hot CSV, its OUT.manifest.csv, OUT.errors.csv and OUT.build.json.
 
-Pixels are encoded without Python loops over values; files are read back with pandas; every file
-is written through ``digitprep.atomic``. `split`, `augment` and `mix` read a data set, rearrange or
-extend its rows, and write a new one whose manifest still follows its rows line for line and whose
-build record still says how the pixels were made (the trainer stores it in its models).
+Derived data sets (`split`, `augment`, `mix`) keep a manifest that follows their rows line for line
+and a build record that says how the pixels were made (the trainer stores it in its models).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.atomic import OutputSet
+from digitprep.atomic import OutputSet, write_atomic
 from digitprep.classes import classes_from_columns, onehot_column_names
 
 
@@ -59,8 +57,7 @@ def build_json(record: dict) -> bytes:
 
 
 def _code_table(terminator: bytes) -> np.ndarray:
-    """(256,) uint32 whose 4 bytes in memory are the decimal digits of each value then the
-    terminator, NUL-padded: one lookup per value, then the NULs are dropped."""
+    """(256,) uint32 whose 4 bytes are each value's decimal digits, the terminator, NUL padding."""
     table = np.zeros((256, 4), np.uint8)
     for value in range(256):
         text = str(value).encode() + terminator
@@ -88,9 +85,7 @@ def onehot(labels: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     positions = index[np.asarray(labels, np.int64)]
     if (positions < 0).any():
         raise ValueError("label outside the class set")
-    out = np.zeros((len(positions), len(classes)), np.uint8)
-    out[np.arange(len(positions)), positions] = 1
-    return out
+    return np.eye(len(classes), dtype=np.uint8)[positions]
 
 
 def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> bytes:
@@ -100,9 +95,7 @@ def encode_onehot_rows(pixels: np.ndarray, labels: np.ndarray, classes: tuple[in
 
 def write_onehot_csv(path: Path, pixels: np.ndarray, labels: np.ndarray, classes: tuple[int, ...]) -> None:
     """Write a whole one-hot CSV atomically."""
-    with OutputSet() as outputs:
-        outputs.write(path, onehot_header(pixels.shape[1], classes) + encode_onehot_rows(pixels, labels, classes))
-        outputs.commit()
+    write_atomic(path, onehot_header(pixels.shape[1], classes) + encode_onehot_rows(pixels, labels, classes))
 
 
 class DatasetFormatError(ValueError):
@@ -136,9 +129,9 @@ def read_onehot_csv(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]
     values = frame.to_numpy()
     pixels = np.ascontiguousarray(values[:, : len(pixel_columns)])
     targets = values[:, len(pixel_columns) :]
-    if len(values) and not ((targets.sum(axis=1) == 1) & (targets.max(axis=1) == 1)).all():
-        bad = int(np.flatnonzero((targets.sum(axis=1) != 1) | (targets.max(axis=1) != 1))[0])
-        raise DatasetFormatError(f"{path}: row {bad + 1} is not a valid one-hot label")
+    bad = np.flatnonzero(targets.sum(axis=1) != 1)  # uint8 values summing to 1: exactly one 1
+    if len(bad):
+        raise DatasetFormatError(f"{path}: row {bad[0] + 1} is not a valid one-hot label")
     labels = np.asarray(classes, np.int64)[targets.argmax(axis=1)]
     return pixels, labels, classes
 
@@ -215,9 +208,7 @@ def read_build_record(csv_path: Path) -> dict:
 
 def read_dataset(csv_path: Path) -> StoredDataset:
     """A one-hot CSV with its manifest and build record; DatasetFormatError names the bad file.
-
-    A CSV without a manifest gets one of ``path`` (``NAME.csv:ROW``, 1-based) and ``label``, so
-    every row still has an identity that derived rows can point back to."""
+    Without a manifest, each row gets ``path`` ``NAME.csv:ROW`` (1-based) and its ``label``."""
     csv_path = Path(csv_path)
     pixels, labels, classes = read_onehot_csv(csv_path)
     manifest_path = sidecar_path(csv_path, "manifest")
@@ -242,18 +233,21 @@ def read_dataset(csv_path: Path) -> StoredDataset:
 
 
 class DatasetWriter:
-    """OUT.csv, OUT.manifest.csv and OUT.build.json written as one set of outputs: rows streamed
-    with ``write_rows``, finished with ``commit(record)``. Used as a context manager, leaving the
-    block without a commit leaves any old files untouched."""
+    """OUT.csv, OUT.manifest.csv and OUT.build.json as one set: ``write_rows``, then ``commit(record)``.
+    Leaving its ``with`` block without a commit leaves the old files untouched."""
 
     def __init__(self, csv_path: Path, n_pixels: int, classes: tuple[int, ...], manifest_header: list[str]):
         self.csv_path = Path(csv_path)
         self.outputs = OutputSet()
-        self.data = self.outputs.open(self.csv_path)
-        self.manifest = self.outputs.open(sidecar_path(self.csv_path, "manifest"))
-        self.data.write(onehot_header(n_pixels, classes))
-        self.manifest.write(csv_lines([manifest_header]))
         self.rows = 0
+        try:
+            self.data = self.outputs.open(self.csv_path)
+            self.manifest = self.outputs.open(sidecar_path(self.csv_path, "manifest"))
+            self.data.write(onehot_header(n_pixels, classes))
+            self.manifest.write(csv_lines([manifest_header]))
+        except BaseException:
+            self.outputs.discard()
+            raise
 
     def write_rows(self, lines: bytes, manifest: bytes, count: int) -> None:
         """Already encoded data lines and their manifest lines (``count`` rows of each)."""
@@ -272,12 +266,13 @@ class DatasetWriter:
         self.outputs.discard()
 
 
-def write_dataset(csv_path: Path, dataset: StoredDataset, record: dict) -> None:
-    """Write a whole data set (CSV, manifest, build record) atomically."""
-    with DatasetWriter(csv_path, dataset.pixels.shape[1], dataset.classes, dataset.manifest_header) as writer:
-        writer.write_rows(
-            encode_onehot_rows(dataset.pixels, dataset.labels, dataset.classes),
-            csv_lines(dataset.manifest_rows),
-            len(dataset.labels),
-        )
-        writer.commit(record)
+def write_datasets(parts: list[tuple[Path, StoredDataset, dict]]) -> None:
+    """Write (csv_path, data set, build record) parts, each with manifest and build record: all or none."""
+    with OutputSet() as outputs:
+        for csv_path, dataset, record in parts:
+            data = outputs.open(csv_path)
+            data.write(onehot_header(dataset.pixels.shape[1], dataset.classes))
+            data.write(encode_onehot_rows(dataset.pixels, dataset.labels, dataset.classes))
+            outputs.write(sidecar_path(csv_path, "manifest"), csv_text(dataset.manifest_header, dataset.manifest_rows))
+            outputs.write(sidecar_path(csv_path, "build"), build_json({**record, "rows": len(dataset.labels)}))
+        outputs.commit()

@@ -1,12 +1,9 @@
 """Font files for rendered digits: where to find them, and whether a face has real digit glyphs.
 
-A face is usable only when each of '0'-'9' has its own glyph that draws ink and is not the font's
-"missing character" box. Fonts fail this in several ways, all found among matplotlib's own fonts:
-no digits in the character map at all (STIX size variants, DejaVu Sans Display), every digit
-mapped to one fallback glyph (Last Resort), or the digit code points holding other symbols (the
-TeX extension and symbol fonts cmex10 and cmsy10 put bracket pieces and operators there).
-``check_file`` gives the verdict on every face of one file (the task `render` runs in parallel);
-``drop_duplicates`` then keeps one face per family and style.
+A face is usable only when '0'-'9' each have their own glyph that draws ink and is not the font's
+"missing character" box. matplotlib's own fonts fail this every way: no digits mapped (STIX size
+variants, DejaVu Sans Display), every digit mapped to one fallback glyph (Last Resort), or other
+symbols at the digit code points (cmex10 and cmsy10 put bracket pieces and operators there).
 """
 
 from __future__ import annotations
@@ -15,10 +12,13 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from digitprep.parallel import parallel_map
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 DIGITS = "0123456789"
@@ -33,39 +33,20 @@ WORD_NAME = re.compile(r"^[A-Za-z]+(\.[A-Za-z]+)*$")
 
 
 def default_font_dirs() -> list[Path]:
-    """matplotlib's bundled fonts first (present wherever digitprep is installed), then the
-    system's and the user's font folders."""
+    """matplotlib's bundled fonts (present wherever digitprep is installed), then the system's and the user's."""
     import matplotlib
 
-    home = Path.home()
-    return [
-        Path(matplotlib.get_data_path()) / "fonts" / "ttf",
-        Path("/usr/share/fonts"),
-        Path("/usr/local/share/fonts"),
-        home / ".fonts",
-        home / ".local" / "share" / "fonts",
-    ]
+    system = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+    return [Path(matplotlib.get_data_path()) / "fonts" / "ttf", *(Path(folder).expanduser() for folder in system)]
 
 
 def find_font_files(locations: list[Path]) -> list[Path]:
-    """Font files under the given folders (or the files themselves), each folder walked in sorted
-    order, in the order the locations are given; a file reached twice (links, nested folders)
-    is listed once. Missing folders are passed over."""
+    """Font files under the folders (or the files themselves) in sorted order, each real file once."""
     found: dict[str, Path] = {}
-    for location in locations:
-        location = Path(location)
-        if location.is_file():
-            paths = [location]
-        elif location.is_dir():
-            paths = sorted(
-                Path(folder) / name
-                for folder, _, names in os.walk(location, followlinks=True)
-                for name in names
-                if name.lower().endswith(FONT_SUFFIXES)
-            )
-        else:
-            continue
-        for path in paths:
+    for location in map(Path, locations):
+        walked = (Path(folder) / name for folder, _, names in os.walk(location, followlinks=True) for name in names)
+        fonts = sorted(path for path in walked if path.name.lower().endswith(FONT_SUFFIXES))
+        for path in [location] if location.is_file() else fonts:
             found.setdefault(os.path.realpath(path), path)
     return list(found.values())
 
@@ -86,20 +67,19 @@ class FontFace:
         return self.path if self.index == 0 else f"{self.path}#{self.index}"
 
 
-def open_font(path: str, index: int = 0, pixels: int = MASK_PIXELS) -> ImageFont.FreeTypeFont:
-    """Pillow's font at ``pixels`` per em; the basic layout engine, so results do not depend on
-    whether libraqm is installed."""
-    return ImageFont.truetype(path, pixels, index=index, layout_engine=ImageFont.Layout.BASIC)
+def open_font(path: str, index: int = 0) -> ImageFont.FreeTypeFont:
+    """Pillow's font at MASK_PIXELS per em, laid out without libraqm so results do not depend on it."""
+    return ImageFont.truetype(path, MASK_PIXELS, index=index, layout_engine=ImageFont.Layout.BASIC)
 
 
 def list_faces(path: Path) -> tuple[list[FontFace], str | None]:
     """The faces in a font file, or ([], reason) when the file cannot be opened as a font."""
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).digest()
+        file_id = int.from_bytes(hashlib.sha256(Path(path).read_bytes()).digest()[:8], "little")
     except OSError as exc:
         return [], f"cannot be read ({exc.strerror or exc})"
     faces = []
-    for index in range(MAX_FACES):
+    for index in range(MAX_FACES if str(path).lower().endswith((".ttc", ".otc")) else 1):
         try:
             font = open_font(str(path), index)
         except OSError as exc:
@@ -107,11 +87,14 @@ def list_faces(path: Path) -> tuple[list[FontFace], str | None]:
                 return [], f"cannot be opened as a font ({exc})"
             break  # past the last face of a collection
         family, style = font.getname()
-        content_id = int.from_bytes(digest[:8], "little") ^ index
-        faces.append(FontFace(str(path), index, family or "", style or "", content_id))
-        if not str(path).lower().endswith((".ttc", ".otc")):
-            break
+        faces.append(FontFace(str(path), index, family or "", style or "", file_id ^ index))
     return faces, None
+
+
+def crop_to_ink(mask: np.ndarray) -> np.ndarray:
+    """The smallest box holding every non-zero pixel (the mask itself when blank)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] if len(rows) else mask
 
 
 def glyph_mask(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
@@ -120,46 +103,17 @@ def glyph_mask(font: ImageFont.FreeTypeFont, char: str) -> np.ndarray:
     pad = 2
     image = Image.new("L", (max(right - left, 1) + 2 * pad, max(bottom - top, 1) + 2 * pad), 0)
     ImageDraw.Draw(image).text((pad - left, pad - top), char, fill=255, font=font)
-    mask = np.asarray(image)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return np.zeros((0, 0), np.uint8)
-    return np.ascontiguousarray(mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    mask = crop_to_ink(np.asarray(image))
+    return np.ascontiguousarray(mask) if mask.any() else np.zeros((0, 0), np.uint8)
 
 
-def digit_masks(face: FontFace, pixels: int = MASK_PIXELS) -> list[np.ndarray]:
-    """The ten digits of a face as ink masks, '0' first."""
-    font = open_font(face.path, face.index, pixels)
-    return [glyph_mask(font, digit) for digit in DIGITS]
+def digit_masks(face: FontFace, chars: str = DIGITS) -> list[np.ndarray]:
+    """The ink masks of ``chars`` (the ten digits, '0' first) in a face."""
+    font = open_font(face.path, face.index)
+    return [glyph_mask(font, char) for char in chars]
 
 
-def digit_glyph_names(face: FontFace) -> list[tuple[int, str]] | None:
-    """(glyph index, glyph name or "") the character map gives each digit, read with matplotlib's
-    FreeType wrapper; None when it cannot say (a collection face it cannot select)."""
-    from matplotlib.ft2font import FT2Font
-
-    try:
-        font = FT2Font(face.path, face_index=face.index) if face.index else FT2Font(face.path)
-    except (TypeError, RuntimeError, OSError, ValueError):
-        return None  # matplotlib before 3.11 opens only the first face of a collection
-    charmap = font.get_charmap()
-    has_names = _has_glyph_names(font.face_flags)
-    result = []
-    for digit in DIGITS:
-        glyph = charmap.get(ord(digit), 0)
-        result.append((glyph, font.get_glyph_name(glyph) if glyph and has_names else ""))
-    return result
-
-
-def _has_glyph_names(flags) -> bool:
-    """FreeType's FT_FACE_FLAG_GLYPH_NAMES: an int before matplotlib 3.10, an enum.Flag since."""
-    if isinstance(flags, int):
-        return bool(flags & (1 << 9))
-    return "GLYPH_NAMES" in str(flags)
-
-
-def is_box(mask: np.ndarray, edge_share: float = 0.85) -> bool:
+def is_box(mask: np.ndarray) -> bool:
     """True when a band along each of the ink's four outer edges is (almost) fully inked: a frame,
     as fallback fonts draw for characters they lack (rounded or decorated frames included)."""
     if mask.size == 0 or min(mask.shape) < 3:
@@ -167,19 +121,31 @@ def is_box(mask: np.ndarray, edge_share: float = 0.85) -> bool:
     ink = mask >= 128
     band = max(1, round(0.06 * min(ink.shape)))
     edges = (ink[:band].any(axis=0), ink[-band:].any(axis=0), ink[:, :band].any(axis=1), ink[:, -band:].any(axis=1))
-    return min(edge.mean() for edge in edges) >= edge_share
+    return min(edge.mean() for edge in edges) >= 0.85
 
 
-def cmap_problem(names: list[tuple[int, str]]) -> str | None:
-    """Why a face's character map disqualifies it, or None."""
-    missing = [digit for digit, (glyph, _) in zip(DIGITS, names) if glyph == 0]
+def cmap_problem(face: FontFace) -> str | None:
+    """Why a face's character map (read with matplotlib's FreeType wrapper) disqualifies it, or None."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(face.path, face_index=face.index) if face.index else FT2Font(face.path)
+    except (TypeError, RuntimeError, OSError, ValueError):
+        return None  # matplotlib before 3.11 opens only the first face of a collection: the drawings decide
+    charmap = font.get_charmap()
+    glyphs = [charmap.get(ord(digit), 0) for digit in DIGITS]
+    missing = [digit for digit, glyph in zip(DIGITS, glyphs) if glyph == 0]
     if len(missing) == len(DIGITS):
         return "no digits in its character map"
     if missing:
         return f"no glyph for {', '.join(missing)}"
-    if len({glyph for glyph, _ in names}) == 1:
-        return f"every digit maps to the same glyph {names[0][1] or names[0][0]!r} (a fallback font)"
-    for digit, (_, name) in zip(DIGITS, names):
+    # FreeType's FT_FACE_FLAG_GLYPH_NAMES: an int before matplotlib 3.10, an enum.Flag since.
+    flags = font.face_flags
+    has_names = bool(flags & (1 << 9)) if isinstance(flags, int) else "GLYPH_NAMES" in str(flags)
+    names = [font.get_glyph_name(glyph) if has_names else "" for glyph in glyphs]
+    if len(set(glyphs)) == 1:
+        return f"every digit maps to the same glyph {names[0] or glyphs[0]!r} (a fallback font)"
+    for digit, name in zip(DIGITS, names):
         if name and WORD_NAME.match(name) and not name.lower().startswith(DIGIT_NAMES):
             return f"digit {digit} maps to glyph {name!r}, not a digit (a symbol font)"
     return None
@@ -191,12 +157,11 @@ def render_problem(masks: list[np.ndarray], missing: np.ndarray) -> str | None:
     for digit, mask in zip(DIGITS, masks):
         if mask.size == 0 or not mask.any():
             return f"digit {digit} draws no ink"
-        if mask.shape == missing.shape and np.array_equal(mask, missing):
+        if np.array_equal(mask, missing):
             return f"digit {digit} draws the missing-character glyph"
-    for i in range(len(masks)):
-        for j in range(i + 1, len(masks)):
-            if masks[i].shape == masks[j].shape and np.array_equal(masks[i], masks[j]):
-                return f"digits {DIGITS[i]} and {DIGITS[j]} draw the same glyph"
+    for (first, a), (second, b) in combinations(zip(DIGITS, masks), 2):
+        if np.array_equal(a, b):
+            return f"digits {first} and {second} draw the same glyph"
     if all(is_box(mask) for mask in masks):
         return "every digit is drawn as a box (a fallback font)"
     heights = [mask.shape[0] for mask in masks]
@@ -209,15 +174,10 @@ def render_problem(masks: list[np.ndarray], missing: np.ndarray) -> str | None:
 
 def usable_problem(face: FontFace) -> str | None:
     """None when ``face`` has ten real, distinct digit glyphs; otherwise the reason it has not."""
-    names = digit_glyph_names(face)
-    if names is not None:
-        problem = cmap_problem(names)
-        if problem:
-            return problem
+    if problem := cmap_problem(face):
+        return problem
     try:
-        font = open_font(face.path, face.index)
-        masks = [glyph_mask(font, digit) for digit in DIGITS]
-        missing = glyph_mask(font, MISSING_CHARACTER)
+        *masks, missing = digit_masks(face, DIGITS + MISSING_CHARACTER)
     except (OSError, ValueError) as exc:
         return f"cannot render ({exc})"
     return render_problem(masks, missing)
@@ -252,9 +212,13 @@ def drop_duplicates(checks: list[FaceCheck]) -> list[FaceCheck]:
     for check in checks:
         if check.face is not None and check.problem is None:
             key = (check.face.family.casefold(), check.face.style.casefold())
-            if key in first:
+            if first.setdefault(key, check.face) is not check.face:
                 check = FaceCheck(check.path, check.face, f"duplicate of {first[key].label}")
-            else:
-                first[key] = check.face
         result.append(check)
     return result
+
+
+def check_fonts(locations: list[Path], jobs: int = 0) -> list[FaceCheck]:
+    """The verdict on every face of every font file under ``locations`` (files checked in parallel)."""
+    with parallel_map(check_file, [str(path) for path in find_font_files(locations)], jobs) as results:
+        return drop_duplicates([check for file_checks in results for check in file_checks])

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from digitprep.classes import format_classes
-from digitprep.csvio import StoredDataset, read_dataset, write_dataset
+from digitprep.csvio import StoredDataset, read_dataset, write_datasets
 
 
-def _size_text(n_pixels: int) -> str:
-    side = round(n_pixels**0.5)
-    return f"{n_pixels} pixels per row ({side}x{side})" if side * side == n_pixels else f"{n_pixels} pixels per row"
+def _size_text(dataset: StoredDataset) -> str:
+    side = dataset.side
+    return f"{dataset.pixels.shape[1]} pixels per row" + (f" ({side}x{side})" if side else "")
 
 
 def check_compatible(datasets: list[StoredDataset], paths: list[Path]) -> None:
@@ -25,8 +25,7 @@ def check_compatible(datasets: list[StoredDataset], paths: list[Path]) -> None:
     for dataset, path in zip(datasets[1:], paths[1:]):
         if dataset.pixels.shape[1] != first.pixels.shape[1]:
             raise ValueError(
-                f"{path}: {_size_text(dataset.pixels.shape[1])}, but {first_path} has "
-                f"{_size_text(first.pixels.shape[1])}; mix needs one image size"
+                f"{path}: {_size_text(dataset)}, but {first_path} has {_size_text(first)}; mix needs one image size"
             )
         if dataset.classes != first.classes:
             raise ValueError(
@@ -35,30 +34,16 @@ def check_compatible(datasets: list[StoredDataset], paths: list[Path]) -> None:
             )
 
 
-def with_origin(dataset: StoredDataset, fallback: str) -> tuple[list[str], list[list[str]]]:
-    """The manifest with an ``origin`` column filled in: rows without one get ``fallback``."""
-    header = list(dataset.manifest_header)
-    rows = [list(row) for row in dataset.manifest_rows]
-    if "origin" not in header:
-        header.append("origin")
-        for row in rows:
-            row.append("")
-    column = header.index("origin")
-    for row in rows:
-        row[column] = row[column] or fallback
-    return header, rows
-
-
 def mix_datasets(datasets: list[StoredDataset], names: list[str]) -> StoredDataset:
-    """Concatenate data sets (already checked compatible); ``names`` are the fallback origins.
-    The manifest header is every input's columns in order of first appearance; a column an
-    input lacks is left empty in its rows."""
-    manifests = [with_origin(dataset, name) for dataset, name in zip(datasets, names)]
-    header = list(dict.fromkeys(column for columns, _ in manifests for column in columns))
+    """Concatenate compatible data sets; rows without an ``origin`` get their input's ``names`` entry.
+    The manifest has every input's columns (and ``origin``) in order of first appearance, empty where missing."""
+    header = list(dict.fromkeys(c for d in datasets for c in [*d.manifest_header, "origin"]))
     rows = []
-    for columns, input_rows in manifests:
-        position = [columns.index(c) if c in columns else None for c in header]
-        rows.extend([row[p] if p is not None else "" for p in position] for row in input_rows)
+    for dataset, name in zip(datasets, names):
+        for row in dataset.manifest_rows:
+            values = dict(zip(dataset.manifest_header, row))
+            values["origin"] = values.get("origin") or name
+            rows.append([values.get(c, "") for c in header])
     return StoredDataset(
         np.concatenate([d.pixels for d in datasets]),
         np.concatenate([d.labels for d in datasets]),
@@ -74,10 +59,7 @@ NO_TAG = "none"  # how a person names "rows without a tag" in --tag
 def rows_with_tags(dataset: StoredDataset, tags: tuple[str, ...]) -> StoredDataset:
     """The rows whose manifest ``tag`` is one of ``tags`` (``none``: rows without a tag). Used to
     gather the original project's per-drawing-size sets (tag 8, tag 20) from a mixed source."""
-    try:
-        row_tags = dataset.column("tag")
-    except KeyError:
-        row_tags = [""] * len(dataset.labels)
+    row_tags = dataset.column("tag") if "tag" in dataset.manifest_header else [""] * len(dataset.labels)
     wanted = {"" if tag == NO_TAG else tag for tag in tags}
     return dataset.subset(np.flatnonzero([tag in wanted for tag in row_tags]))
 
@@ -94,9 +76,8 @@ def mixed_record(records: list[dict], paths: list[Path]) -> dict:
 
 
 def mix_files(paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0, tags: tuple[str, ...] = ()) -> int:
-    """Mix data sets on disk into ``out`` (with manifest and build record); returns the row count.
-    With ``tags``, only rows of those tags are kept. DatasetFormatError / ValueError name the
-    offending file."""
+    """Mix data sets on disk into ``out`` (keeping only rows of ``tags``, if given); returns the row count.
+    DatasetFormatError / ValueError name the offending file."""
     paths = [Path(p) for p in paths]
     if Path(out).resolve() in {p.resolve() for p in paths}:
         raise ValueError(f"{out}: the output must not be one of the inputs")
@@ -107,7 +88,6 @@ def mix_files(paths: list[Path], out: Path, shuffle: bool = False, seed: int = 0
         mixed = rows_with_tags(mixed, tags)
     if shuffle:
         mixed = mixed.subset(np.random.default_rng(seed).permutation(len(mixed.labels)))
-    record = mixed_record([d.record for d in datasets], paths)
-    record = {**record, "shuffle": shuffle, "seed": seed if shuffle else None, "tags": list(tags) or None}
-    write_dataset(out, mixed, record)
+    settings = {"shuffle": shuffle, "seed": seed if shuffle else None, "tags": list(tags) or None}
+    write_datasets([(out, mixed, {**mixed_record([d.record for d in datasets], paths), **settings})])
     return len(mixed.labels)

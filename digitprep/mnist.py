@@ -1,18 +1,12 @@
-"""The standard MNIST files (IDX images and labels, gzipped or not, and Kaggle CSVs) read into
-``(images uint8 (n, 28, 28), labels int64 (n,))`` with every header, count and size checked; their
-MD5-checked download; scikit-learn's bundled 8x8 digits.
-
-Compression and kind are told from the bytes, not the name: gzip by its magic ``1f 8b``, IDX by
-its magic (``00 00 08 03`` images, ``00 00 08 01`` labels), anything else is a Kaggle CSV
-(``digitprep.tables``). An IDX file is read as a stream, exactly the bytes its header declares, so
-a short header followed by gigabytes (a gzip bomb) is refused after one block more. Every problem
-is a MnistFormatError whose message names the file and the reason.
-"""
+"""MNIST's IDX files (gzipped or not; told by their magic numbers, not their names) and Kaggle CSVs read
+into ``(images uint8 (n, 28, 28), labels int64 (n,))``, every header, count and size checked, each
+problem a MnistFormatError naming the file; their MD5-checked download; scikit-learn's 8x8 digits."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import re
 import time
 import urllib.error
@@ -29,8 +23,6 @@ from digitprep.atomic import OutputSet, write_atomic
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: count, rows, columns
 LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: count
 KINDS = {IMAGES_MAGIC: "IDX images", LABELS_MAGIC: "IDX labels"}
-IDX_UNSIGNED_BYTE = 0x08
-GZIP_MAGIC = b"\x1f\x8b"
 BLOCK_BYTES = 1 << 20  # read, inflate and download in blocks of this size
 # Names that promise an IDX file, so a wrong magic is reported as such rather than as a bad CSV.
 IDX_NAME = re.compile(r"idx\d|ubyte", re.IGNORECASE)
@@ -69,9 +61,9 @@ class MnistSet:
 
 
 def is_gzip(path: Path) -> bool:
-    """True when the file starts with gzip's magic number, whatever its name."""
+    """True when the file starts with gzip's magic number ``1f 8b``, whatever its name."""
     with open(path, "rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
+        return handle.read(2) == b"\x1f\x8b"
 
 
 def open_payload(path: Path):
@@ -88,18 +80,9 @@ def read_head(path: Path, count: int) -> bytes:
         raise MnistFormatError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
-def read_up_to(handle, count: int) -> bytearray:
-    """At most ``count`` bytes, read in blocks: memory grows with what the file holds, not with
-    what its header claims."""
-    data = bytearray()
-    while len(data) < count and (block := handle.read(min(BLOCK_BYTES, count - len(data)))):
-        data += block
-    return data
-
-
 def read_idx(path: Path, magic: int) -> np.ndarray:
-    """An IDX file's array (gzipped or not), checking the magic against ``magic`` and the byte
-    count against the dimensions the header declares; nothing past one block more is read."""
+    """An IDX file's uint8 array (gzipped or not), its magic and size checked; read as a stream of exactly the
+    bytes its header declares, so a gzip bomb is refused after one block more."""
     path = Path(path)
     try:
         with open_payload(path) as handle:
@@ -111,31 +94,28 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
 
 
 def _read_idx_stream(handle, path: Path, magic: int) -> np.ndarray:
-    head = read_up_to(handle, 4)
-    if len(head) < 4:
-        raise MnistFormatError(f"{path}: truncated: {len(head)} bytes, not even an IDX magic number")
-    found = int.from_bytes(head, "big")
-    if found != magic:
+    size = 4 + 4 * (magic & 0xFF)  # the magic, then one big-endian uint32 per dimension (its last byte)
+    header = handle.read(size)
+    if len(header) < 4:
+        raise MnistFormatError(f"{path}: truncated: {len(header)} bytes, not even an IDX magic number")
+    if (found := int.from_bytes(header[:4], "big")) != magic:
         what = f"an {KINDS[found]} file" if found in KINDS else "not an MNIST IDX file"
         raise MnistFormatError(f"{path}: wrong magic 0x{found:08X} ({what}), expected 0x{magic:08X} ({KINDS[magic]})")
-    ndim = head[3]
-    dims_bytes = read_up_to(handle, 4 * ndim)
-    if len(dims_bytes) < 4 * ndim:
-        header, have = 4 + 4 * ndim, 4 + len(dims_bytes)
-        raise MnistFormatError(f"{path}: truncated: the header needs {header} bytes, the file has {have}")
-    dims = [int(d) for d in np.frombuffer(dims_bytes, ">u4")]
+    if len(header) < size:
+        raise MnistFormatError(f"{path}: truncated: the header needs {size} bytes, the file has {len(header)}")
+    dims = np.frombuffer(header[4:], ">u4").tolist()
     shape = " x ".join(map(str, dims))
     if 0 in dims:
         empty = "no images" if dims[0] == 0 else "images of 0 pixels"
         raise MnistFormatError(f"{path}: the header declares {shape}: {empty}, nothing to read")
-    expected = int(np.prod(dims, dtype=np.int64))
-    data = read_up_to(handle, expected)
+    expected = math.prod(dims)  # exact: a header may declare more than 2**63
+    data = bytearray()  # read in blocks: memory follows what the file holds, not what its header claims
+    while len(data) < expected and (block := handle.read(min(BLOCK_BYTES, expected - len(data)))):
+        data += block
     if len(data) < expected:
         raise MnistFormatError(f"{path}: truncated: the header declares {shape} = {expected} bytes, found {len(data)}")
-    extra = len(handle.read(BLOCK_BYTES))  # a bomb's gigabytes stop here
-    if extra:
-        more = extra + len(handle.read(1)) > BLOCK_BYTES
-        count = f"more than {BLOCK_BYTES}" if more else str(extra)
+    if extra := len(handle.read(BLOCK_BYTES + 1)):  # a bomb's gigabytes stop here
+        count = f"more than {BLOCK_BYTES}" if extra > BLOCK_BYTES else extra
         raise MnistFormatError(f"{path}: {count} bytes after the {shape} = {expected} the header declares")
     return np.frombuffer(data, np.uint8).reshape(dims)
 
@@ -160,16 +140,13 @@ def check_digits(labels: np.ndarray, path: Path, where: str, first: int = 0) -> 
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an IDX file (magic, big-endian dimensions, bytes), atomically;
-    gzipped (reproducibly: no timestamp) when the name ends in .gz."""
+    """Write a uint8 array as an IDX file, atomically; gzipped (no timestamp) when the name ends in .gz."""
     array = np.asarray(array)
     if array.dtype != np.uint8 or not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX needs a uint8 array with 1 to 255 dimensions, not {array.dtype} {array.shape}")
-    header = bytes([0, 0, IDX_UNSIGNED_BYTE, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    data = header + np.ascontiguousarray(array).tobytes()
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data, mtime=0)
-    write_atomic(Path(path), data)
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes()  # 8: unsigned bytes
+    data = header + array.tobytes()  # C order whatever the array's layout
+    write_atomic(Path(path), gzip.compress(data, mtime=0) if str(path).endswith(".gz") else data)
 
 
 def file_kind(path: Path) -> str:
@@ -185,32 +162,24 @@ def file_kind(path: Path) -> str:
 
 
 def pairing_key(path: Path) -> str:
-    """What an images file and its labels file share: ``t10k-images-idx3-ubyte.gz`` and
-    ``t10k-labels-idx1-ubyte`` both give ``t10k--ubyte``."""
-    name = Path(path).name.lower().removesuffix(".gz")
-    return re.sub(r"images|labels|idx\d", "", name)
+    """What an images file and its labels file share: ``t10k-images-idx3-ubyte.gz`` gives ``t10k--ubyte``."""
+    return re.sub(r"images|labels|idx\d", "", Path(path).name.lower().removesuffix(".gz"))
 
 
 def labels_beside(images_path: Path) -> Path | None:
     """The labels file next to an images file, by MNIST's naming, gzipped or not."""
-    images_path = Path(images_path)
     stem = images_path.name.removesuffix(".gz").replace("images", "labels").replace("idx3", "idx1")
-    for name in (stem, stem + ".gz"):
-        candidate = images_path.with_name(name)
-        if candidate != images_path and candidate.is_file():
-            return candidate
-    return None
+    candidates = (images_path.with_name(name) for name in (stem, stem + ".gz"))
+    return next((c for c in candidates if c != images_path and c.is_file()), None)
 
 
 def read_mnist_sets(paths: list[Path]) -> list[MnistSet]:
-    """Each images IDX file (paired with the labels file given beside it, or found next to it)
-    or Kaggle CSV among ``paths``, in the order given."""
+    """Each images IDX file (with the labels file given with it or found beside it) or Kaggle CSV, in order."""
     from digitprep.tables import read_kaggle_csv  # imported here: tables uses this module's checks
 
     paths = [Path(p) for p in paths]
-    for path in paths:
-        if not path.is_file():
-            raise MnistFormatError(f"{path}: no such file")
+    if missing := [p for p in paths if not p.is_file()]:
+        raise MnistFormatError(f"{missing[0]}: no such file")
     kinds = {path: file_kind(path) for path in paths}
     given_labels = {pairing_key(p): p for p in paths if kinds[p] == "labels"}
     sets: list[MnistSet] = []
@@ -236,8 +205,7 @@ def concatenate_sets(sets: list[MnistSet]) -> tuple[np.ndarray, np.ndarray]:
         raise MnistFormatError("no images file or Kaggle CSV among the sources")
     if len(sets) == 1:  # no concatenation: it would copy the whole set for nothing
         return sets[0].images, sets[0].labels
-    shapes = {s.images.shape[1:] for s in sets}
-    if len(shapes) > 1:
+    if len(shapes := {s.images.shape[1:] for s in sets}) > 1:
         raise MnistFormatError(f"{', '.join(str(s.path) for s in sets)}: image sizes differ ({sorted(shapes)})")
     return np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets])
 
@@ -247,42 +215,27 @@ def load_mnist(paths: Path | str | list) -> tuple[np.ndarray, np.ndarray]:
     return concatenate_sets(read_mnist_sets([paths] if isinstance(paths, (str, Path)) else paths))
 
 
-def md5_of(path: Path) -> str:
-    """Hex MD5 of a file, read in blocks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while block := handle.read(BLOCK_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _socket_of(response):
-    """The socket under an HTTP(S) response, to bound each read by the time left; None for
-    file:// and the like (``SocketIO`` keeps it as ``_sock``, unchanged since Python 3.0)."""
-    return getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-
-
 def download(url: str, target: Path, md5: str, timeout: float, deadline: float) -> None:
-    """Fetch ``url`` to ``target`` through the atomic writer, committed only when its MD5 is
-    ``md5`` and it arrived within ``deadline`` seconds; otherwise DownloadError (or the network's
-    OSError) and nothing is left behind."""
+    """Fetch ``url`` to ``target`` atomically, committed only when its MD5 is ``md5`` and it arrived
+    within ``deadline`` seconds; otherwise DownloadError (or the network's OSError), nothing left."""
     finish_by = time.monotonic() + deadline
     digest = hashlib.md5(usedforsecurity=False)
     with OutputSet() as outputs:
         output = outputs.open(target)
         try:
             with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
-                read, sock = getattr(response, "read1", response.read), _socket_of(response)
-                while True:
-                    left = finish_by - time.monotonic()
-                    if left <= 0:
-                        raise TimeoutError
+                read = getattr(response, "read1", response.read)
+                # The socket under HTTP(S), to bound each read by the time left; None for file:// and the like.
+                sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+                while (left := finish_by - time.monotonic()) > 0:
                     if sock is not None:
                         sock.settimeout(min(timeout, left))  # no single read may outlast the deadline
                     if not (block := read(BLOCK_BYTES)):
                         break
                     digest.update(block)
                     output.write(block)
+                else:
+                    raise TimeoutError  # the deadline passed between two blocks
         except (TimeoutError, urllib.error.URLError) as exc:
             if time.monotonic() < finish_by:
                 raise
@@ -293,13 +246,12 @@ def download(url: str, target: Path, md5: str, timeout: float, deadline: float) 
 
 
 def fetch(name: str, folder: Path, md5: str, mirrors: tuple[str, ...], timeout: float, deadline: float) -> str:
-    """Make ``folder/name`` a verified copy: kept when already there with the right MD5, else
-    downloaded from the first mirror that serves it with that sum, each mirror within
-    ``deadline`` seconds. Returns what was done."""
+    """Make ``folder/name`` a verified copy: kept when its MD5 is right, else downloaded from the first
+    mirror that serves it with that sum, each within ``deadline`` seconds. Returns what was done."""
     target = Path(folder) / name
     failures: list[str] = []
     if target.is_file():
-        found = md5_of(target)
+        found = hashlib.md5(target.read_bytes(), usedforsecurity=False).hexdigest()  # MNIST's are 10 MB at most
         if found == md5:
             return "present, MD5 verified"
         # A corrupt copy must not survive a failed re-download looking like a finished one.
@@ -327,10 +279,8 @@ def fetch_mnist(
     on_file: Callable[[str, str], None] = lambda name, status: None,
     deadline: float | None = None,
 ) -> None:
-    """Fetch every file of ``checksums`` (MNIST's four IDX files) into ``folder``, verified, each
-    from each mirror within ``deadline`` seconds (default DEADLINE_SECONDS); ``on_file(name,
-    status)`` after each that succeeds. Every file is tried; DownloadError at the end names those
-    that failed and why."""
+    """Fetch and verify every file of ``checksums`` (MNIST's four) into ``folder``, calling ``on_file(name,
+    status)`` after each; all are tried, then DownloadError names those that failed and why."""
     failures: list[str] = []
     for name, md5 in checksums.items():
         try:
@@ -346,5 +296,4 @@ def load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
-    return images, bunch.target.astype(np.int64)
+    return np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8), bunch.target.astype(np.int64)

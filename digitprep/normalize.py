@@ -90,14 +90,12 @@ def ink_boxes(stack: np.ndarray) -> np.ndarray:
 
 def ink_boxes_and_specks(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``ink_boxes`` and the (n,) mask of images that have specks left out of their box (only
-    those have ink outside it). One connected-components pass labels the whole stack: the images
-    are laid side by side with an empty column between them so no blob spans two images (a
-    fifth faster than one under the other: fewer, longer rows)."""
+    those have ink outside it). One connected-components pass labels the whole stack, the images
+    laid side by side with an empty column between them so no blob spans two images."""
     n, height, width = stack.shape
     pitch = width + 1
     wide = np.zeros((height, n, pitch), np.uint8)
     wide[:, :, :width] = (stack > INK_LEVEL).transpose(1, 0, 2)
-    # BBDT gives the same components as the default algorithm at half its cost on such stacks.
     _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
         wide.reshape(height, n * pitch), 8, cv2.CV_32S, cv2.CCL_BBDT
     )
@@ -126,7 +124,7 @@ def ink_boxes_and_specks(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def bounding_boxes(stack: np.ndarray) -> np.ndarray:
     """(n, 4) int ``x, y, w, h`` of everything above INK_LEVEL in each image (no speck filter)."""
     _, height, width = stack.shape
-    mask = stack > INK_LEVEL  # then any() along each axis: half the cost of float maxima
+    mask = stack > INK_LEVEL
     rows, cols = mask.any(axis=2), mask.any(axis=1)
     y0 = rows.argmax(axis=1)
     y1 = height - rows[:, ::-1].argmax(axis=1)
@@ -182,10 +180,9 @@ def deskew_ink(stack: np.ndarray, boxes: np.ndarray, centres: tuple | None = Non
     upright about its centre of mass, x_out = x - skew * (y - cy), with linear interpolation.
     ``centres``: (cy, skew) of the stack when the caller has them (``centres_and_skews``).
 
-    Only the box is sheared, onto a canvas as tall as the tallest box and as wide as the widest
-    sheared box plus a pixel of interpolation fringe each side: for MNIST a third of the pixels
-    of shearing the whole image onto a canvas widened for the worst slant. Each image starts at
-    a whole pixel of its own, so its sheared values do not depend on the other images."""
+    The canvas is as tall as the tallest box and as wide as the widest sheared box plus a pixel
+    of interpolation fringe each side; each image starts at a whole pixel of its own, so its
+    sheared values do not depend on the other images."""
     cy, skew = centres if centres is not None else centres_and_skews(stack)[1:]
     y0, h = boxes[:, 1], boxes[:, 3]
     rows = int(h.max())
@@ -215,7 +212,7 @@ def _remap_stack(stack: np.ndarray, source_x: np.ndarray, source_rows: np.ndarra
     (-1: none, all 0) at columns source_x[i, r], linear interpolation, 0 outside the image.
 
     Images go through cv2.remap stacked one under another, as many at a time as it takes rows (a
-    single image alone, whatever its height): 256 images 128 px tall are already too many."""
+    single image alone, whatever its height)."""
     n, height = stack.shape[:2]
     per_remap = max(1, (REMAP_LIMIT - 1) // height)
     if n <= per_remap:  # the usual stack of small images: one remap, no copy
@@ -263,54 +260,25 @@ def to_uint8(stack: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(stack, 0, 255)).astype(np.uint8)
 
 
-def shift(stack: np.ndarray, down: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Move each image's content down/right by whole pixels (either sign), filling with zeros.
-    Images moved alike are moved together, rows then columns: a stack of digits has a handful of
-    distinct moves per axis, so this is a few slice copies rather than a gather per pixel."""
-    height, width = stack.shape[1:]
-    by_rows = _shift_axis(stack, down, 1, height)
-    return _shift_axis(by_rows, right, 2, width)
-
-
-def _shift_axis(stack: np.ndarray, moves: np.ndarray, axis: int, length: int) -> np.ndarray:
-    """Each image moved by ``moves[i]`` along ``axis`` (1 rows, 2 columns), zeros shifted in."""
-    if not moves.any():
-        return stack
-    out = np.zeros_like(stack)
-    for move in np.unique(moves).tolist():
-        if abs(move) >= length:
-            continue  # moved out of the frame entirely: all zeros
-        chosen = moves == move
-        target = [chosen, slice(None), slice(None)]
-        source = [chosen, slice(None), slice(None)]
-        target[axis] = slice(max(move, 0), length + min(move, 0))
-        source[axis] = slice(max(-move, 0), length - max(move, 0))
-        out[tuple(target)] = stack[tuple(source)]
-    return out
-
-
 def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float = MNIST_BOX) -> np.ndarray:
     """Fit each image's ink box into a ``box`` share of a size x size frame, keeping its aspect
     ratio, and place it so its centre of mass sits on the frame's centre (to the nearest pixel,
     never pushing ink out of the frame)."""
     longest = np.maximum(boxes[:, 2], boxes[:, 3])
-    scale = box * size / longest
-    widths = np.clip(np.round(boxes[:, 2] * scale), 1, size).astype(np.int64)
-    heights = np.clip(np.round(boxes[:, 3] * scale), 1, size).astype(np.int64)
-    fitted = np.zeros((len(stack), size, size), np.float32)
-    for image, (x, y, w, h), width, height, out in zip(
-        stack, boxes.tolist(), widths.tolist(), heights.tolist(), fitted
-    ):
-        out[:height, :width] = resized(image[y : y + h, x : x + w], width, height)
-    fitted = to_uint8(fitted)
-    cx, cy, _ = centres_and_skews(fitted)
-    empty = fitted.reshape(len(fitted), -1).max(axis=1) == 0
-    cx = np.where(empty, (widths - 1) / 2, cx)
-    cy = np.where(empty, (heights - 1) / 2, cy)
+    widths = np.clip(np.round(boxes[:, 2] * box * size / longest), 1, size).astype(np.int64).tolist()
+    heights = np.clip(np.round(boxes[:, 3] * box * size / longest), 1, size).astype(np.int64).tolist()
     middle = (size - 1) / 2
-    right = np.clip(np.round(middle - cx).astype(np.int64), 0, size - widths)
-    down = np.clip(np.round(middle - cy).astype(np.int64), 0, size - heights)
-    return shift(fitted, down, right)
+    fitted = np.zeros((len(stack), size, size), np.float32)
+    for image, (x, y, w, h), width, height, out in zip(stack, boxes.tolist(), widths, heights, fitted):
+        small = resized(image[y : y + h, x : x + w], width, height)
+        moments = cv2.moments(small)
+        mass = moments["m00"] or 1.0  # a digit that rounds away is centred by its box
+        cx = moments["m10"] / mass if moments["m00"] else (width - 1) / 2
+        cy = moments["m01"] / mass if moments["m00"] else (height - 1) / 2
+        right = min(max(round(middle - cx), 0), size - width)
+        down = min(max(round(middle - cy), 0), size - height)
+        out[down : down + height, right : right + width] = small
+    return to_uint8(fitted)
 
 
 def normalize_stack(
@@ -342,19 +310,3 @@ def normalize(grey: np.ndarray, sizes: tuple[int, ...], options: NormalizeOption
     if blank[0]:
         raise BlankImage("blank image (no ink found)")
     return [s[0] for s in stacks]
-
-
-def ink_bbox(image: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of one image's ink, ignoring specks."""
-    return tuple(int(v) for v in ink_boxes(image[None])[0])
-
-
-def crop_to_ink(image: np.ndarray) -> np.ndarray:
-    """One image's ink bounding box cut out of it."""
-    x, y, w, h = ink_bbox(image)
-    return image[y : y + h, x : x + w]
-
-
-def skew_of(image: np.ndarray) -> float:
-    """Horizontal shear (dx per dy) of one image's ink, from second-order central moments."""
-    return float(centres_and_skews(image[None])[2][0])

@@ -1,18 +1,18 @@
-"""Options and limits that the command line, the build and the image steps share, as validated
-dataclasses: the command line takes its defaults and help texts from here."""
+"""Options and limits shared by the command line, the build and the image steps, as validated dataclasses."""
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import click
 
+from digitprep.classes import parse_classes
+
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64-megapixel scan; anything larger is treated as a bomb
-# Decoded bytes (pixels x channels x bytes per sample): a 64-megapixel 8-bit RGB photo passes; a
-# 16-bit RGBA image of that size, 512 MB before it is even made grey, does not.
-DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_MAX_BYTES = 256 << 20  # decoded: a 64-megapixel 8-bit RGB photo passes, 16-bit RGBA (512 MB) does not
 MNIST_BOX = 20 / 28  # MNIST fits each digit into a 20x20 box inside its 28x28 frame
 
 
@@ -56,35 +56,18 @@ class RenderConfig:
             raise ValueError(f"need 0 <= rotation <= 45 and a finite jitter >= 0, not {self.rotation}, {self.jitter}")
 
 
-def _strength(default: float, help: str):
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class AugmentStrengths:
-    """How far each `augment` transform may go; each copy draws its own amount within these bounds.
-    The field help texts are the command line's option help."""
+    """How far each `augment` transform may go; each copy draws its own amount within these bounds."""
 
-    rotation: float = _strength(
-        10.0, "Degrees: each copy turned by an angle uniform in +-ROTATION (counter-clockwise > 0). 0: off."
-    )
-    shift: float = _strength(
-        2.0, "Pixels at 28x28 (scaled to the image): each axis moved uniformly within +-SHIFT. 0: off."
-    )
-    scale: float = _strength(0.1, "Each copy resized by a factor log-uniform in [1/(1+SCALE), 1+SCALE]. 0: off.")
-    shear: float = _strength(10.0, "Degrees of horizontal shear, uniform in +-SHEAR. 0: off.")
-    elastic: float = _strength(
-        20.0, "Elastic distortion: Simard et al.'s alpha at 28x28 (scaling of the displacement field). 0: off."
-    )
-    elastic_sigma: float = _strength(
-        4.0, "Elastic distortion: Simard's sigma at 28x28 (smoothness of the field, pixels)."
-    )
-    thickness: float = _strength(
-        0.6, "Pixels at 28x28 added to (+) or taken from (-) each side of a stroke, uniform in +-THICKNESS. 0: off."
-    )
-    noise: float = _strength(
-        0.0, "Gaussian noise: standard deviation as a share of 255, uniform in [0, NOISE] per copy. 0: off."
-    )
+    rotation: float = 10.0
+    shift: float = 2.0
+    scale: float = 0.1
+    shear: float = 10.0
+    elastic: float = 20.0
+    elastic_sigma: float = 4.0
+    thickness: float = 0.6
+    noise: float = 0.0
 
     def __post_init__(self):
         for name, value in asdict(self).items():
@@ -99,159 +82,138 @@ class AugmentStrengths:
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
 
-# ---------------------------------------------------------------- the options as the command line declares them
+STRENGTH_HELP = {  # the --help of each AugmentStrengths field's option
+    "rotation": "Degrees: each copy turned by an angle uniform in +-ROTATION (counter-clockwise > 0). 0: off.",
+    "shift": "Pixels at 28x28 (scaled to the image): each axis moved uniformly within +-SHIFT. 0: off.",
+    "scale": "Each copy resized by a factor log-uniform in [1/(1+SCALE), 1+SCALE]. 0: off.",
+    "shear": "Degrees of horizontal shear, uniform in +-SHEAR. 0: off.",
+    "elastic": "Elastic distortion: Simard et al.'s alpha at 28x28 (scaling of the displacement field). 0: off.",
+    "elastic_sigma": "Elastic distortion: Simard's sigma at 28x28 (smoothness of the field, pixels).",
+    "thickness": "Pixels at 28x28 added to (+) or taken from (-) each stroke side, uniform in +-THICKNESS. 0: off.",
+    "noise": "Gaussian noise: standard deviation as a share of 255, uniform in [0, NOISE] per copy. 0: off.",
+}
 
 
-def classes_option(function):
-    return click.option(
-        "--classes",
-        "classes_spec",
-        default="0-9",
-        show_default=True,
-        help="Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
-    )(function)
+def stacked(*decorators):
+    """Several click options as one decorator, listed in --help in the order given."""
+    return lambda function: functools.reduce(lambda wrapped, option: option(wrapped), reversed(decorators), function)
+
+
+def _classes(ctx, param, spec: str) -> tuple[int, ...]:
+    try:
+        return parse_classes(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--classes") from None
+
+
+def _tags(ctx, param, value: str) -> tuple[str, ...]:
+    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if not tags or any(tag not in TAGS for tag in tags):
+        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
+    return tags
+
+
+def _range(low: float, high: float):
+    def parse(ctx, param, value: str) -> tuple[float, float]:
+        try:
+            first, second = (float(part) for part in value.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=param.opts[0]) from None
+        if not low <= first <= second <= high:
+            raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=param.opts[0])
+        return first, second
+
+    return parse
+
+
+HELP = {  # the --help of options that several commands share; the group shows their defaults
+    "out": "One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.",
+    "sizes": "Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+    "classes": "Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
+    "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
+    "box": "With --center: share of the side the digit's longer edge is fitted into.",
+    "max_pixels": "Refuse images with more pixels than this (before decoding them).",
+    "max_bytes": "Refuse images that decode to more bytes than this (pixels x channels x bytes per sample).",
+}
 
 
 def sizes_option(default: int):
-    """--size, repeatable, for commands that write one-hot CSVs."""
+    """--size, repeatable (duplicates dropped), for the commands that write one-hot CSVs."""
     return click.option(
         "--size",
         "sizes",
         type=click.IntRange(2, 512),
         multiple=True,
         default=(default,),
-        show_default=True,
-        help="Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+        help=HELP["sizes"],
+        callback=lambda ctx, param, sizes: tuple(dict.fromkeys(sizes)),
     )
 
 
-def run_options(function):
-    """--jobs, --strict, --quiet: shared by the commands that write one-hot CSVs."""
-    function = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-input skip lines.")(
-        function
+def quiet_option(lines: str):
+    """--quiet/-q: no progress bar and no LINES lines on stderr."""
+    return click.option("--quiet", "-q", is_flag=True, help=f"No progress bar and no {lines} lines.")
+
+
+def label_options(modes: tuple[str, ...], labels_help: str, pattern_help: str):
+    """--labels (one of MODES, default auto) and --pattern: how `build` and `augment` find each file's label."""
+    return stacked(
+        click.option("--labels", "label_mode", type=click.Choice(modes), default="auto", help=labels_help),
+        click.option("--pattern", help=pattern_help),
     )
-    function = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")(
-        function
+
+
+classes_option = click.option("--classes", default="0-9", callback=_classes, help=HELP["classes"])
+jobs_option = click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes; 0 = all cores.")
+strict_option = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")
+run_options = stacked(jobs_option, strict_option, quiet_option("per-input skip"))  # for the one-hot CSV writers
+normalize_options = stacked(
+    click.option("--deskew/--no-deskew", help="Undo slant: shear from second-order image moments."),
+    click.option("--center/--no-center", help=HELP["center"]),
+    click.option("--box", type=click.FloatRange(0.05, 1.0), default=MNIST_BOX, show_default="20/28", help=HELP["box"]),
+)
+limit_options = stacked(
+    click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, help=HELP["max_pixels"]),
+    click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, help=HELP["max_bytes"]),
+)
+strength_options = stacked(  # --rotation, --elastic-sigma...: one per AugmentStrengths field
+    *(
+        click.option(
+            f"--{f.name.replace('_', '-')}", type=click.FloatRange(0), default=f.default, help=STRENGTH_HELP[f.name]
+        )
+        for f in fields(AugmentStrengths)
     )
-    return click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes [default: 0 = all cores].")(
-        function
-    )
+)
+RENDER_HELP = {  # by RenderConfig field, and --fonts and --out-dir
+    "out_dir": "Folder to write <label>_<tag>_<n>.png files, render.manifest.csv and render.fonts.csv into.",
+    "fonts": "Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
+    "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
+    "variants": "Images per font, digit and tag.",
+    "tags": "Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
+    "canvas": "Side of the written images in pixels.",
+    "seed": "Seed of the variations.",
+    "rotation": "Largest rotation either way, degrees.",
+    "jitter": "Largest shift of the digit from the centre, output pixels each way and axis (kept inside the image).",
+    "stroke": "LOW,HIGH: strokes thickened (+) or thinned (-) per side, as a share of the glyph height.",
+    "scale": "LOW,HIGH: the digit's longer side as a share of its drawing box (20/28 of the image, or the 8x8 grid).",
+}
 
 
-def normalize_options(function):
-    """--deskew, --center, --box: shared by every command that normalises images."""
-    function = click.option(
-        "--box",
-        type=click.FloatRange(0.05, 1.0),
-        default=MNIST_BOX,
-        show_default="20/28",
-        help="With --center: share of the side the digit's longer edge is fitted into.",
-    )(function)
-    function = click.option(
-        "--center/--no-center",
-        default=False,
-        help="Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
-    )(function)
-    function = click.option(
-        "--deskew/--no-deskew", default=False, help="Undo slant: shear from second-order image moments."
-    )(function)
-    return function
+def _render_option(flag: str, field: str, **kwargs):
+    """A `render` option setting RenderConfig.FIELD, with that field's default (LOW,HIGH for a range)."""
+    default = getattr(RenderConfig, field)
+    default = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return click.option(flag, field, default=default, help=RENDER_HELP[field], **kwargs)
 
 
-def strength_options(function):
-    """One option per augmentation strength (--rotation, --elastic-sigma...), help from the dataclass."""
-    from dataclasses import fields
-
-    for item in reversed(fields(AugmentStrengths)):
-        function = click.option(
-            f"--{item.name.replace('_', '-')}",
-            type=click.FloatRange(0),
-            default=item.default,
-            show_default=True,
-            help=item.metadata["help"],
-        )(function)
-    return function
-
-
-def render_options(function):
-    """The options of `render`: fonts, variants, drawing sizes and how much each image varies."""
-    function = click.option(
-        "--glyph-size",
-        default=",".join(map(str, RenderConfig.scale)),
-        show_default=True,
-        callback=lambda ctx, param, value: parse_range(value, "--glyph-size", 0.2, 1.0),
-        help="LOW,HIGH: the digit's longer side as a share of its drawing box (20/28 of the image, or the 8x8 grid).",
-    )(function)
-    function = click.option(
-        "--stroke",
-        default=",".join(map(str, RenderConfig.stroke)),
-        show_default=True,
-        callback=lambda ctx, param, value: parse_range(value, "--stroke", -0.1, 0.1),
-        help="LOW,HIGH: strokes thickened (+) or thinned (-) per side, as a share of the glyph height.",
-    )(function)
-    function = click.option(
-        "--jitter",
-        type=click.FloatRange(0),
-        default=RenderConfig.jitter,
-        show_default=True,
-        help="Largest shift of the digit from the centre, output pixels each way and axis (kept inside the image).",
-    )(function)
-    function = click.option(
-        "--rotation",
-        type=click.FloatRange(0, 45),
-        default=RenderConfig.rotation,
-        show_default=True,
-        help="Largest rotation either way, degrees.",
-    )(function)
-    function = click.option(
-        "--seed", type=click.IntRange(0), default=RenderConfig.seed, show_default=True, help="Seed of the variations."
-    )(function)
-    function = click.option(
-        "--size",
-        "canvas",
-        type=click.IntRange(8, 512),
-        default=RenderConfig.canvas,
-        show_default=True,
-        help="Side of the written images in pixels.",
-    )(function)
-    function = click.option(
-        "--tags",
-        default=",".join(RenderConfig.tags),
-        show_default=True,
-        callback=lambda ctx, param, value: parse_tags(value),
-        help="Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
-    )(function)
-    function = click.option(
-        "--variants",
-        type=click.IntRange(1, 1000),
-        default=RenderConfig.variants,
-        show_default=True,
-        help="Images per font, digit and tag.",
-    )(function)
-    function = click.option(
-        "--fonts",
-        "font_dirs",
-        type=click.Path(exists=True, path_type=Path),
-        multiple=True,
-        help="Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
-        "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
-    )(function)
-    return function
-
-
-def parse_tags(value: str) -> tuple[str, ...]:
-    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [tag for tag in tags if tag not in TAGS]
-    if not tags or unknown:
-        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
-    return tags
-
-
-def parse_range(value: str, name: str, low: float, high: float) -> tuple[float, float]:
-    try:
-        first, second = (float(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=name) from None
-    if not low <= first <= second <= high:
-        raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=name)
-    return first, second
+render_options = stacked(
+    click.option("--fonts", type=click.Path(exists=True, path_type=Path), multiple=True, help=RENDER_HELP["fonts"]),
+    _render_option("--variants", "variants", type=click.IntRange(1, 1000)),
+    _render_option("--tags", "tags", callback=_tags),
+    _render_option("--size", "canvas", type=click.IntRange(8, 512)),
+    _render_option("--seed", "seed", type=click.IntRange(0)),
+    _render_option("--rotation", "rotation", type=click.FloatRange(0, 45)),
+    _render_option("--jitter", "jitter", type=click.FloatRange(0)),
+    _render_option("--stroke", "stroke", callback=_range(-0.1, 0.1)),
+    _render_option("--glyph-size", "scale", callback=_range(0.2, 1.0)),
+)

@@ -1,9 +1,6 @@
-"""Writing labelled images out as PNG files, in either of the layouts `build` reads.
-
-The tree is written into a staging folder beside the output folder (``OutputSet.folder``) by
-``parallel_map``'s workers, a chunk of images per task, and swapped in as a set when it is
-complete, so a failed or interrupted run leaves the previous tree as it was.
-"""
+"""Labelled images written out as PNG files in either layout `build` reads: by ``parallel_map``'s workers
+into a staging folder (``OutputSet.folder``) swapped in when complete, so a failed or interrupted run
+leaves the previous tree as it was."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ from digitprep.build import chunk_size
 from digitprep.parallel import parallel_map
 
 CHUNK_IMAGES = 2048  # images per task at most (small PNGs: encoding and writing one takes ~50 us)
-LAYOUTS = ("folder", "name")
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -32,19 +28,12 @@ def encode_png(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def labelled_png_name(label: int, index: int, tag: str | None, layout: str) -> str:
-    """``<label>/<index>.png`` (folder layout) or ``<label>_<tag>_<index>.png`` (file-name layout)."""
-    if layout == "folder":
-        return f"{label}/{index}.png"
-    return f"{label}_{tag or 0}_{index}.png"
-
-
 def write_png_chunk(task: tuple[np.ndarray, np.ndarray, int, Path, str | None, str]) -> int:
-    """Encode and write consecutive images (the task a worker runs): image ``start + i`` goes to
-    ``folder/labelled_png_name(...)``; returns how many files were written."""
+    """Encode and write consecutive images (a worker's task), image ``start + i`` as ``folder/<label>/<i>.png``
+    (folder layout) or ``folder/<label>_<tag>_<i>.png``; returns how many were written."""
     images, labels, start, folder, tag, layout = task
-    for offset, (image, label) in enumerate(zip(images, labels.tolist())):
-        path = folder / labelled_png_name(label, start + offset, tag, layout)
+    for index, (image, label) in enumerate(zip(images, labels.tolist()), start):
+        path = folder / (f"{label}/{index}.png" if layout == "folder" else f"{label}_{tag or 0}_{index}.png")
         data = encode_png(image)
         try:
             path.write_bytes(data)
@@ -63,22 +52,20 @@ def write_png_tree(
     on_start: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Write image ``i`` as ``out_dir/<label>/<i>.png`` (``layout="folder"``: each digit folder
-    is replaced whole and old digit folders not in the new tree are removed) or as
-    ``out_dir/<label>_<tag>_<i>.png`` (``layout="name"``: files of those names are replaced);
-    other entries of ``out_dir`` are left alone. Returns the number of files written."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    """Write image ``i`` as ``out_dir/<label>/<i>.png``, replacing all digit folders, or (``layout="name"``) as
+    ``out_dir/<label>_<tag>_<i>.png``; other entries of ``out_dir`` are left. Returns the number written."""
+    if layout not in ("folder", "name"):
+        raise ValueError(f"layout {layout!r} is not one of folder, name")
     images, labels = np.asarray(images, np.uint8), np.asarray(labels, np.int64)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    out_dir = Path(out_dir)
+    out_dir, digits = Path(out_dir), np.unique(labels).tolist()
     on_start(len(images))
     size = chunk_size(len(images), jobs, CHUNK_IMAGES)
     with OutputSet() as outputs:
         staging = outputs.folder(out_dir)
         if layout == "folder":
-            for label in np.unique(labels).tolist():
+            for label in digits:
                 (staging / str(label)).mkdir()
         tasks = [
             (images[start : start + size], labels[start : start + size], start, staging, tag, layout)
@@ -89,16 +76,15 @@ def write_png_tree(
                 on_progress(count)
         with signals_held():  # the new tree and the old one's leftovers go together
             outputs.commit()
-            trash = _move_stale_digit_folders(out_dir, set(np.unique(labels).tolist())) if layout == "folder" else None
+            trash = _move_stale_digit_folders(out_dir, set(digits)) if layout == "folder" else None
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
     return len(images)
 
 
 def _move_stale_digit_folders(out_dir: Path, labels: set[int]) -> Path | None:
-    """Move the digit folders of an earlier tree whose digit the new tree lacks (a set of digits
-    0-2 written over one of 0-9 must not keep the old 3-9) into a temporary folder beside
-    ``out_dir`` named as the atomic writer names its temporaries; returns it (None if none)."""
+    """Move an earlier tree's digit folders the new one lacks (0-2 written over 0-9 must not keep 3-9) into
+    a temporary folder beside ``out_dir``, named as the atomic writer names its own; returns it or None."""
     try:
         stale = [e for e in out_dir.iterdir() if e.name.isdigit() and int(e.name) not in labels and e.is_dir()]
         if not stale:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.csvio import StoredDataset, read_dataset, write_dataset
+from digitprep.csvio import read_dataset, write_datasets
 
 
 def stratified_split(
@@ -45,24 +45,6 @@ def stratified_split(
     return np.flatnonzero(~in_test), np.flatnonzero(in_test)
 
 
-def default_split_paths(csv_path: Path) -> tuple[Path, Path]:
-    """NAME_train.csv and NAME_test.csv beside NAME.csv."""
-    csv_path = Path(csv_path)
-    return csv_path.with_name(f"{csv_path.stem}_train.csv"), csv_path.with_name(f"{csv_path.stem}_test.csv")
-
-
-def split_dataset(dataset: StoredDataset, test_fraction: float, seed: int, by: str | None = None):
-    """(train part, test part) of a data set, rows in their original order on each side."""
-    groups = None
-    if by is not None:
-        try:
-            groups = np.array(dataset.column(by))
-        except KeyError:
-            raise ValueError(f"no manifest column {by!r} (it has: {', '.join(dataset.manifest_header)})") from None
-    train_rows, test_rows = stratified_split(dataset.labels, test_fraction, seed, groups)
-    return dataset.subset(train_rows), dataset.subset(test_rows)
-
-
 def split_file(
     csv_path: Path,
     test_fraction: float,
@@ -71,20 +53,26 @@ def split_file(
     train_out: Path | None = None,
     test_out: Path | None = None,
 ) -> tuple[tuple[Path, int], tuple[Path, int]]:
-    """Split a data set on disk into two (each with manifest and build record); returns each
-    output's path and row count. DatasetFormatError / ValueError name what is wrong."""
-    default_train, default_test = default_split_paths(csv_path)
-    train_out, test_out = Path(train_out or default_train), Path(test_out or default_test)
-    if len({Path(csv_path).resolve(), train_out.resolve(), test_out.resolve()}) < 3:
+    """Split a data set on disk into NAME_train.csv and NAME_test.csv (or the given paths), rows in their
+    original order; returns each output's path and row count. DatasetFormatError / ValueError name what is wrong."""
+    csv_path = Path(csv_path)
+    train_out = Path(train_out or csv_path.with_name(f"{csv_path.stem}_train.csv"))
+    test_out = Path(test_out or csv_path.with_name(f"{csv_path.stem}_test.csv"))
+    if len({csv_path.resolve(), train_out.resolve(), test_out.resolve()}) < 3:
         raise ValueError(f"{csv_path}: the train and test outputs must be two other files")
     dataset = read_dataset(csv_path)
+    if by is not None and by not in dataset.manifest_header:
+        raise ValueError(f"{csv_path}: no manifest column {by!r} (it has: {', '.join(dataset.manifest_header)})")
+    groups = None if by is None else np.array(dataset.column(by))
     try:
-        parts = split_dataset(dataset, test_fraction, seed, by)
+        rows = stratified_split(dataset.labels, test_fraction, seed, groups)
     except ValueError as exc:
         raise ValueError(f"{csv_path}: {exc}") from None
-    written = []
-    for side, path, part in (("train", train_out, parts[0]), ("test", test_out, parts[1])):
-        step = {"split": {"from": Path(csv_path).name, "side": side, "test": test_fraction, "seed": seed, "by": by}}
-        write_dataset(path, part, {**dataset.record, "steps": [*dataset.record.get("steps", []), step]})
-        written.append((path, len(part.labels)))
-    return written[0], written[1]
+    parts = []
+    for side, path, part_rows in (("train", train_out, rows[0]), ("test", test_out, rows[1])):
+        step = {"split": {"from": csv_path.name, "side": side, "test": test_fraction, "seed": seed, "by": by}}
+        parts.append(
+            (path, dataset.subset(part_rows), {**dataset.record, "steps": [*dataset.record.get("steps", []), step]})
+        )
+    write_datasets(parts)  # both sides, or neither
+    return (train_out, len(rows[0])), (test_out, len(rows[1]))

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from conftest import drawn_digit, png_of_zeros, write_image
 
 import digitprep.build as build_module
-from digitprep.build import BuildConfig, build_dataset, process_files
+from digitprep.build import BuildConfig, Feedback, build_dataset, process_files
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
 from digitprep.normalize import normalize
@@ -139,7 +139,8 @@ def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
     monkeypatch.setattr(build_module, "CHUNK_FILES", 2)
     totals, done = [], []
     config = BuildConfig((8,), tuple(range(10)))
-    summary = build_dataset([src], in_tmp / "t.csv", config, jobs=2, on_start=totals.append, on_progress=done.append)
+    feedback = Feedback(on_start=totals.append, on_progress=done.append)
+    summary = build_dataset([src], in_tmp / "t.csv", config, jobs=2, feedback=feedback)
     assert totals == [len(find_candidates([src]))] == [summary.written + summary.skipped]
     assert sum(done) == totals[0] and len(done) == 6  # a step per chunk of two files
 

@@ -300,6 +300,11 @@ def bad_inputs(folder):
     cases["extra bytes in gzip"] = ([gz], gz, "2 bytes after the 4 x 28 x 28 = 3136 the header declares")
     sub, path = pair("huge", images_data=lambda data: data[:4] + (2**32 - 1).to_bytes(4, "big") + data[8:])
     cases["count far beyond the data"] = ([path], path, "3367254359280 bytes, found 3136")  # not allocated
+    sides = (2**32 - 16).to_bytes(4, "big") * 2
+    sub, path = pair(
+        "overflow", images_data=lambda data: data[:4] + (2**32 - 16).to_bytes(4, "big") + sides + data[16:]
+    )
+    cases["a size past 2**63"] = ([path], path, "= 79228161628820625354020352000 bytes, found 3136")
     sub, path = pair("magic", images_data=lambda data: b"\0\0\x08\x02" + data[4:])
     cases["wrong magic"] = ([path], path, "wrong magic 0x00000802")
     sub, path = pair("swapped")
