@@ -17,8 +17,10 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
+HELD = (signal.SIGINT, signal.SIGTERM)
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\w+\.tmp$")
 
 
@@ -67,13 +69,20 @@ def sweep_stale(folder: Path) -> None:
 
 @contextlib.contextmanager
 def signals_held():
-    """SIGINT and SIGTERM wait until the block is done: the renames of a set are not cut in two."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """SIGINT and SIGTERM wait until the block is done (the renames of a set are not cut in two):
+    their handlers are set aside for it, and a signal caught meanwhile is raised again after."""
+    if threading.current_thread() is not threading.main_thread():  # only it runs signal handlers
+        yield
+        return
+    caught: list[int] = []
+    held = {number: signal.signal(number, lambda number, frame: caught.append(number)) for number in HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def _staged(path: Path, make) -> str:

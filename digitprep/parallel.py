@@ -38,9 +38,6 @@ def _start_worker() -> None:
     """Set up a worker process: single-threaded libraries, Ctrl-C left to the main process (which
     ends the workers), and an exit without a traceback as soon as the main process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A worker (or the forkserver it came from) may have been started while the main process held
-    # SIGTERM (signals_held): the mask is inherited, and terminate() must still end the worker.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     import cv2
     from threadpoolctl import threadpool_limits
 

@@ -124,6 +124,25 @@ def test_sigterm_stops_a_build_cleanly_with_exit_143(slow_source, tmp_path):
     assert gone_within(family)
 
 
+def test_sigterm_while_the_pool_is_still_starting_ends_the_run_too(slow_source, tmp_path):
+    # The forkserver is started while the main process holds SIGTERM (a submit may start a
+    # worker); a worker that inherited that mask could not be terminated and the run hung.
+    for attempt in range(3):
+        out = tmp_path / str(attempt)
+        command = [*BUILD, slow_source, "--size", "20", "--jobs", "2", "--out", out / "x.csv"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not descendants(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        family = descendants(process.pid)
+        time.sleep(0.05 * attempt)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 143 and "Traceback" not in stderr, stderr
+        assert gone_within(family + descendants(process.pid))
+        assert not out.exists() or listing(out) == []
+
+
 def test_a_killed_run_leaves_workers_that_exit_quietly_and_temporaries_the_next_run_sweeps(slow_source, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
