@@ -49,18 +49,9 @@ def shown(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-class Found(NamedTuple):
-    """An image-named entry of a walk: its path, shown path, its folder's name, and a problem."""
-
-    path: str
-    display: str
-    parent: str
-    problem: str | None
-
-
-def walk_images(folder: str, display: str) -> Iterator[Found]:
-    """Image-named entries under ``folder``, each folder's entries in natural order with
-    subfolders walked where they fall in it."""
+def walk_images(folder: str, display: str) -> Iterator[tuple[str, str, str, str | None]]:
+    """(path, shown path, its folder's name, problem or None) of each image-named entry under
+    ``folder``, each folder's entries in natural order with subfolders walked where they fall."""
     seen = {_identity(folder)}
     stack = [_entries(folder, display)]
     while stack:
@@ -73,18 +64,18 @@ def walk_images(folder: str, display: str) -> Iterator[Found]:
         if entry.is_dir():
             identity = _identity(entry.path)
             if is_image:
-                yield Found(entry.path, shown_path, parent, "is a directory, not an image")
+                yield (entry.path, shown_path, parent, "is a directory, not an image")
             elif identity in seen:
-                yield Found(entry.path, shown_path, parent, "folder reached again through a symbolic link: not walked")
+                yield (entry.path, shown_path, parent, "folder reached again through a symbolic link: not walked")
             else:
                 seen.add(identity)
                 try:
                     stack.append(_entries(entry.path, shown_path))
                 except OSError as exc:
-                    yield Found(entry.path, shown_path, parent, f"folder cannot be read ({exc.strerror or exc})")
+                    yield (entry.path, shown_path, parent, f"folder cannot be read ({exc.strerror or exc})")
         elif is_image:
             dangling = entry.is_symlink() and not os.path.exists(entry.path)
-            yield Found(entry.path, shown_path, parent, "dangling symbolic link" if dangling else None)
+            yield (entry.path, shown_path, parent, "dangling symbolic link" if dangling else None)
 
 
 def _identity(folder: str) -> tuple[int, int]:
@@ -161,7 +152,7 @@ def find_candidates(
         if source.is_dir():
             entries = walk_images(str(source), display)
         else:
-            entries = [Found(str(source), display, resolved.parent.name, None)]
+            entries = [(str(source), display, resolved.parent.name, None)]
         for path, display_path, parent, problem in entries:
             label, tag = None, ""
             if problem is None:
