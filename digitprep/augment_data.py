@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from digitprep.augment import AugmentStrengths, augment_stack, copy_keys
 from digitprep.build import BuildConfig, decode_file, read_file
 from digitprep.csvio import DatasetWriter, csv_lines, encode_onehot_rows, read_dataset
 from digitprep.normalize import ink_high
-from digitprep.parallel import parallel_map
+from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 from digitprep.pngtree import encode_png
 from digitprep.sources import Candidate, find_candidates
 
@@ -90,8 +89,7 @@ def augment_csv(
     out: Path,
     job: AugmentJob,
     jobs: int = 0,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = NO_FEEDBACK,
 ) -> AugmentSummary:
     """Augment a one-hot data set of square images into ``out`` (CSV, manifest, build record, as one set)."""
     if Path(out).resolve() == Path(src).resolve():
@@ -106,14 +104,14 @@ def augment_csv(
     parts = [slice(start, start + job.chunk()) for start in range(0, n, job.chunk())]
     tasks = [(part.start, dataset.pixels[part], dataset.labels[part], base[part], job) for part in parts]
     header = [dataset.manifest_header[i] for i in kept] + PROVENANCE
-    on_start(n)
+    feedback.on_start(n)
     with (
         DatasetWriter(out, dataset.pixels.shape[1], dataset.classes, header) as writer,
         parallel_map(augment_rows, tasks, jobs) as results,
     ):
         for task, (lines, manifest, count) in zip(tasks, results):
             writer.write_rows(lines, manifest, count)
-            on_progress(len(task[2]))
+            feedback.on_progress(len(task[2]))
         settings = {"copies": job.copies, "seed": job.seed, "keep_originals": job.keep_originals}
         step = {"augment": {"from": Path(src).name, **settings, **asdict(job.strengths)}}
         writer.commit({**dataset.record, "steps": [*dataset.record.get("steps", []), step]})
@@ -192,19 +190,17 @@ def augment_tree(
     label_mode: str = "auto",
     pattern: str | None = None,
     jobs: int = 0,
-    on_skip: Callable[[str, str], None] = lambda path, reason: None,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = NO_FEEDBACK,
 ) -> AugmentSummary:
     """Augment every labelled image under ``src`` into ``out_dir`` (same layout; each top-level entry
-    replaces the one of that name); unusable files are reported through ``on_skip``, as `build` does."""
+    replaces the one of that name); unusable files are reported to ``feedback``, as `build` does."""
     src, out_dir = Path(src), Path(out_dir)
     if label_mode == "labelrow":
         raise ValueError("augment cannot keep a label row intact; use folder or file-name labels")
     if out_dir.resolve() == src.resolve() or src.resolve() in out_dir.resolve().parents:
         raise ValueError(f"{out_dir}: the output folder must not be inside {src} (a rerun would augment copies)")
     candidates = find_candidates([src], label_mode, pattern, job.classes)
-    on_start(len(candidates))
+    feedback.on_start(len(candidates))
     items = [(c, Path(os.path.relpath(c.path, src)).as_posix()) for c in candidates]
     chunk = min(CHUNK_FILES, job.chunk())
     summary = AugmentSummary(sources=len(candidates))
@@ -216,7 +212,7 @@ def augment_tree(
                 summary.written += written
                 summary.skipped.extend(errors)
                 for path, reason in errors:
-                    on_skip(path, reason)
-                on_progress(len(task[0]))
+                    feedback.on_skip(path, reason)
+                feedback.on_progress(len(task[0]))
         outputs.commit()
     return summary

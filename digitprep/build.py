@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from digitprep.csvio import build_json, csv_lines, encode_onehot_rows, onehot_he
 from digitprep.decode import UnusableImage, decode_grey
 from digitprep.normalize import ImageTooLarge, normalize_stack
 from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, NormalizeOptions
-from digitprep.parallel import parallel_map, worker_count
+from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map, worker_count
 from digitprep.sources import Candidate, find_candidates
 
 MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
@@ -55,16 +55,6 @@ class ChunkResult:
     manifest_lines: bytes
     written: int
     errors: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """What a run tells its caller as it goes: each input skipped (path, reason), how many inputs
-    there are, and how many more are done."""
-
-    on_skip: Callable[[str, str], None] = lambda path, reason: None
-    on_start: Callable[[int], None] = lambda total: None
-    on_progress: Callable[[int], None] = lambda n: None
 
 
 @dataclass
@@ -190,7 +180,7 @@ def write_outputs(
     config: BuildConfig,
     record: dict,
     strict: bool = False,
-    feedback: Feedback = Feedback(),
+    feedback: Feedback = NO_FEEDBACK,
 ) -> BuildSummary:
     """Chunk results streamed into the outputs (a CSV per size, each with its manifest, errors and
     ``record`` with the row counts as OUT.build.json), committed together at the end; with
@@ -249,7 +239,7 @@ def build_dataset(
     origin: str | None = None,
     jobs: int = 0,
     strict: bool = False,
-    feedback: Feedback = Feedback(),
+    feedback: Feedback = NO_FEEDBACK,
 ) -> BuildSummary:
     """Build one-hot CSVs from labelled images. Bad files are reported to ``feedback`` and
     listed in OUT.errors.csv; with ``strict`` nothing is written if any file is skipped. A missing
@@ -270,7 +260,7 @@ def build_from_images(
     origin: str = "mnist",
     jobs: int = 0,
     strict: bool = False,
-    feedback: Feedback = Feedback(),
+    feedback: Feedback = NO_FEEDBACK,
 ) -> BuildSummary:
     """One-hot CSVs and their sidecars, exactly as `build` writes them, from image sets already in
     memory (each with ``path``, ``images`` uint8 (n, H, W) and ``labels`` int64 (n,): MNIST's);

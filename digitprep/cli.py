@@ -16,12 +16,12 @@ from click.core import ParameterSource
 from digitprep import __version__, options
 from digitprep.atomic import write_atomic
 from digitprep.augment_data import AugmentJob, augment_csv, augment_tree
-from digitprep.build import BuildConfig, Feedback, build_dataset, build_from_images
+from digitprep.build import BuildConfig, build_dataset, build_from_images
 from digitprep.csvio import read_onehot_csv, sidecar_path
 from digitprep.fonts import default_font_dirs
 from digitprep.mix import mix_files
 from digitprep.mnist import concatenate_sets, load_sklearn_digits, read_mnist_sets
-from digitprep.parallel import WorkerDied
+from digitprep.parallel import Feedback, WorkerDied
 from digitprep.pngtree import encode_png, write_png_tree
 from digitprep.render import render_font_digits
 from digitprep.sheet import contact_sheet
@@ -58,9 +58,17 @@ class Progress(contextlib.ExitStack):
 
     def __init__(self, quiet: bool, label: str):
         super().__init__()
-        self.enabled = not quiet and sys.stderr.isatty()
+        self.quiet, self.enabled = quiet, not quiet and sys.stderr.isatty()
         self.label = label
         self.bar = None
+
+    def feedback(self) -> Feedback:
+        """The bar's start and advance, and a line per skipped input unless --quiet."""
+        return Feedback(
+            lambda path, reason: self.quiet or click.echo(f"skipped {path}: {reason}", err=True),
+            self.start,
+            self.advance,
+        )
 
     def start(self, total: int) -> None:
         if self.enabled:
@@ -69,13 +77,6 @@ class Progress(contextlib.ExitStack):
     def advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
-
-
-def skip_reporter(quiet: bool):
-    """on_skip for the CSV-writing commands: one line per unusable input, unless --quiet."""
-    if quiet:
-        return lambda path, reason: None
-    return lambda path, reason: click.echo(f"skipped {path}: {reason}", err=True)
 
 
 def report_summary(summary, strict: bool, what: str) -> None:
@@ -116,8 +117,9 @@ def build(
     normalize = options.NormalizeOptions(deskew, center, box)
     config = BuildConfig(sizes, classes, normalize, label_mode == "labelrow", **limits)
     with Progress(quiet, "decoding") as progress:
-        feedback = Feedback(skip_reporter(quiet), progress.start, progress.advance)
-        summary = build_dataset(list(sources), out, config, label_mode, pattern, origin, jobs, strict, feedback)
+        summary = build_dataset(
+            list(sources), out, config, label_mode, pattern, origin, jobs, strict, progress.feedback()
+        )
     report_summary(summary, strict, "file(s)")
 
 
@@ -161,11 +163,9 @@ def augment(src, out, out_dir, copies, seed, keep_originals, label_mode, pattern
         raise click.UsageError(str(exc)) from None
     with Progress(quiet, "augmenting") as progress:
         if out is not None:
-            summary = augment_csv(src, out, job, jobs, progress.start, progress.advance)
+            summary = augment_csv(src, out, job, jobs, progress.feedback())
         else:
-            summary = augment_tree(
-                src, out_dir, job, label_mode, pattern, jobs, skip_reporter(quiet), progress.start, progress.advance
-            )
+            summary = augment_tree(src, out_dir, job, label_mode, pattern, jobs, progress.feedback())
     skipped = f"; skipped {len(summary.skipped)}" if summary.skipped else ""
     what = "rows" if out is not None else "PNGs"
     click.echo(f"wrote {summary.written} {what} to {out or out_dir} from {summary.sources} images{skipped}", err=True)
@@ -219,7 +219,7 @@ def render(out_dir, fonts, jobs, quiet, **settings):
     config = options.RenderConfig(**settings)
     locations = list(fonts) or default_font_dirs()
     with Progress(quiet, "rendering") as progress:
-        summary = render_font_digits(locations, out_dir, config, jobs, progress.start, progress.advance)
+        summary = render_font_digits(locations, out_dir, config, jobs, progress.feedback())
     if not quiet:
         for face in summary.used:
             click.echo(f"used {face.label} ({face.family} {face.style})", err=True)
@@ -251,8 +251,8 @@ def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, origi
     if out_dir is None:
         config = BuildConfig(sizes, classes, options.NormalizeOptions(deskew, center, box))
         with Progress(quiet, "normalising") as progress:
-            feedback = Feedback(skip_reporter(quiet), progress.start, progress.advance)
-            summary = build_from_images(read_mnist_sets(list(sources)), out, config, origin, jobs, strict, feedback)
+            sets = read_mnist_sets(list(sources))
+            summary = build_from_images(sets, out, config, origin, jobs, strict, progress.feedback())
         return report_summary(summary, strict, "image(s)")
     csv_only = ("sizes", "classes", "deskew", "center", "box", "origin", "strict")
     flags = {p.name: p.opts[0] for p in ctx.command.params if p.name in csv_only}
@@ -261,7 +261,7 @@ def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, origi
         raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
     images, labels = concatenate_sets(read_mnist_sets(list(sources)))
     with Progress(quiet, "writing PNGs") as progress:
-        count = write_png_tree(images, labels, out_dir, None, "folder", jobs, progress.start, progress.advance)
+        count = write_png_tree(images, labels, out_dir, None, "folder", jobs, progress.feedback())
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
 
 

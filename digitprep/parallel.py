@@ -19,10 +19,24 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from digitprep.atomic import signals_held
 
 RESULTS_AHEAD = 2  # per worker: tasks handed out before the oldest result is taken
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a run tells its caller as it goes: each input skipped (path, reason), how many inputs
+    there are, and how many more are done."""
+
+    on_skip: Callable[[str, str], None] = lambda path, reason: None
+    on_start: Callable[[int], None] = lambda total: None
+    on_progress: Callable[[int], None] = lambda n: None
+
+
+NO_FEEDBACK = Feedback()
 
 
 class WorkerDied(RuntimeError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -15,7 +14,7 @@ import numpy as np
 
 from digitprep.atomic import OutputSet, output_error, signals_held
 from digitprep.build import chunk_size
-from digitprep.parallel import parallel_map
+from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 
 CHUNK_IMAGES = 2048  # images per task at most (small PNGs: encoding and writing one takes ~50 us)
 
@@ -49,8 +48,7 @@ def write_png_tree(
     tag: str | None = None,
     layout: str = "folder",
     jobs: int = 0,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = NO_FEEDBACK,
 ) -> int:
     """Write image ``i`` as ``out_dir/<label>/<i>.png``, replacing all digit folders, or (``layout="name"``) as
     ``out_dir/<label>_<tag>_<i>.png``; other entries of ``out_dir`` are left. Returns the number written."""
@@ -60,7 +58,7 @@ def write_png_tree(
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     out_dir, digits = Path(out_dir), np.unique(labels).tolist()
-    on_start(len(images))
+    feedback.on_start(len(images))
     size = chunk_size(len(images), jobs, CHUNK_IMAGES)
     with OutputSet() as outputs:
         staging = outputs.folder(out_dir)
@@ -73,7 +71,7 @@ def write_png_tree(
         ]
         with parallel_map(write_png_chunk, tasks, jobs) as written:
             for count in written:
-                on_progress(count)
+                feedback.on_progress(count)
         with signals_held():  # the new tree and the old one's leftovers go together
             outputs.commit()
             trash = _move_stale_digit_folders(out_dir, set(digits)) if layout == "folder" else None

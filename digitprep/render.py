@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable
 from dataclasses import astuple, dataclass, field
 from itertools import product
 from pathlib import Path
@@ -21,7 +20,7 @@ from digitprep.atomic import OutputSet, output_error, signals_held
 from digitprep.csvio import csv_text
 from digitprep.fonts import DIGITS, FaceCheck, FontFace, check_fonts, crop_to_ink, digit_masks
 from digitprep.options import MNIST_BOX, TAGS, RenderConfig
-from digitprep.parallel import parallel_map
+from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 from digitprep.pngtree import encode_png
 
 GRID = 8  # tag 8: cells per side of the coarse drawing
@@ -182,8 +181,7 @@ def render_font_digits(
     out_dir: Path,
     config: RenderConfig,
     jobs: int = 0,
-    on_start: Callable[[int], None] = lambda total: None,
-    on_progress: Callable[[int], None] = lambda n: None,
+    feedback: Feedback = NO_FEEDBACK,
 ) -> RenderSummary:
     """Draw every usable font's digits under ``locations`` into ``out_dir`` with both CSVs, all at once, removing
     images an earlier run listed and this one did not write. Without a usable face nothing is written."""
@@ -192,7 +190,7 @@ def render_font_digits(
     summary = RenderSummary([c.face for c in checks if c.problem is None], [c for c in checks if c.problem is not None])
     if not summary.used:
         return summary  # an error for the caller; the folder keeps what it had
-    on_start(len(summary.used) * len(DIGITS) * len(config.tags) * config.variants)
+    feedback.on_start(len(summary.used) * len(DIGITS) * len(config.tags) * config.variants)
     previous = rendered_files(out_dir)
     manifest = []
     with OutputSet() as outputs:
@@ -203,7 +201,7 @@ def render_font_digits(
                 for png, row in images:
                     _write(staging, out_dir, row[0], png)
                     manifest.append(row)
-                on_progress(len(images))
+                feedback.on_progress(len(images))
         _write(staging, out_dir, MANIFEST_NAME, csv_text(MANIFEST_HEADER, manifest))
         _write(staging, out_dir, FONTS_NAME, csv_text(FONTS_HEADER, [font_row(check) for check in checks]))
         # The new manifest no longer lists the earlier run's extra images: they go in the same

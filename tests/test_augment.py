@@ -6,16 +6,13 @@ import dataclasses
 import errno
 import os
 import pathlib
-import signal
-import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO, drawn_digit, write_image
+from conftest import drawn_digit, gone_within, terminated_once, write_image
 
 import digitprep.augment_data as augment_data
 from digitprep.augment import (
@@ -422,64 +419,21 @@ def test_tree_one_worker_and_two_workers_give_the_same_files(tmp_path, monkeypat
     assert temporaries(tmp_path) == []
 
 
-def descendants(pid):
-    """Ids of the processes below ``pid``, from /proc."""
-    parents = {}
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, queue = [], [pid]
-    while queue:
-        children = parents.get(queue.pop(), [])
-        found.extend(children)
-        queue.extend(children)
-    return found
-
-
-def running(pid):
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_sigterm_stops_a_tree_augment_leaving_the_old_folder_no_temporaries_and_no_processes(tmp_path):
     write_tree(tmp_path / "src", 60, sizes=(28,))
     out = tmp_path / "D"
     write_image(out / "7" / "old.png", drawn_digit("7"))
     before = contents(out)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "digitprep", "augment", str(tmp_path / "src"), "--out-dir", str(out)]
-    process = subprocess.Popen(
-        [*command, "--copies", "500", "--jobs", "2", "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        # Working once a worker has written a PNG into the staging folder.
-        deadline, working = time.monotonic() + 120, False
-        while not working and process.poll() is None and time.monotonic() < deadline:
-            working = any(next(staging.rglob("*.png"), None) for staging in tmp_path.glob(".D.*.tmp"))
-            time.sleep(0.01)
-        assert process.poll() is None, process.communicate()
-        assert working, "the augment never started writing"
-        children = descendants(process.pid)
-        assert children, "no worker processes"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, stderr.decode()
-    assert b"Traceback" not in stderr
+    command = [sys.executable, "-m", "digitprep", "augment", tmp_path / "src", "--out-dir", out]
+
+    def working():  # a worker has written a PNG into the staging folder
+        return any(next(staging.rglob("*.png"), None) for staging in tmp_path.glob(".D.*.tmp"))
+
+    code, stderr, family = terminated_once([*command, "--copies", "500", "--jobs", "2", "-q"], working)
+    assert code == 143 and "Traceback" not in stderr, stderr
+    assert family, "no worker processes"
     assert contents(out) == before and temporaries(tmp_path) == []
-    deadline = time.monotonic() + 30  # the forkserver notices its parent is gone, then exits
-    while any(running(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [pid for pid in children if running(pid)] == []
+    assert gone_within(family, 30)  # the forkserver notices its parent is gone, then exits
 
 
 def test_unwritable_outputs_are_one_line_errors_naming_the_file(tmp_path, monkeypatch):

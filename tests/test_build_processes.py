@@ -11,43 +11,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import drawn_digit, png_of_zeros, write_image
+from conftest import descendants, drawn_digit, gone_within, png_of_zeros, write_image
 
 BUILD = [sys.executable, "-m", "digitprep", "build"]
-
-
-def descendants(pid: int) -> list[int]:
-    """Living (not zombie) descendants of ``pid``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                state, parent = handle.read().rsplit(")", 1)[1].split()[:2]
-        except OSError:
-            continue
-        if state != "Z":
-            children.setdefault(int(parent), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
-
-
-def alive(pids: list[int]) -> list[int]:
-    """The pids that still run (zombies count as gone)."""
-    living = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                if handle.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    living.append(pid)
-        except OSError:
-            pass
-    return living
 
 
 def children(pid: int) -> set[int]:
@@ -68,13 +34,6 @@ def wait_for_workers(process: subprocess.Popen, count: int = 2, timeout: float =
             return workers
         time.sleep(0.05)
     raise AssertionError("the workers never started")
-
-
-def gone_within(pids: list[int], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not alive(pids)
 
 
 @pytest.fixture(scope="module")

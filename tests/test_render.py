@@ -1,12 +1,8 @@
 """`digitprep render`: finding fonts, rejecting those without real digits, drawing digits, the tree."""
 
 import csv
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -14,6 +10,7 @@ import matplotlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import terminated_once
 
 from digitprep.cli import main
 from digitprep.csvio import read_onehot_csv
@@ -384,27 +381,13 @@ def test_sigterm_stops_a_render_leaving_the_earlier_output_and_no_temporaries(tm
     out = tmp_path / "out"
     render_font_digits([fonts], out, RenderConfig(variants=1, tags=("8",)), 1)
     before = contents(out)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digitprep", *render_args(out, fonts, "--variants", "1000", "--jobs", "2", "-q")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        # Working once its staging folder exists: fonts checked, images being drawn.
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.glob(".out.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert process.poll() is None, process.communicate()
-        assert list(tmp_path.glob(".out.*.tmp")), "the render never started writing"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, stderr.decode()
+    command = [sys.executable, "-m", "digitprep", *render_args(out, fonts, "--variants", "1000", "--jobs", "2", "-q")]
+
+    def working():  # its staging folder exists: fonts checked, images being drawn
+        return bool(list(tmp_path.glob(".out.*.tmp")))
+
+    code, stderr, _ = terminated_once(command, working)
+    assert code == 143, stderr
     assert contents(out) == before and temporaries(tmp_path) == []
 
 
