@@ -16,7 +16,7 @@ from digitprep.atomic import OutputSet, output_error, signals_held
 from digitprep.build import chunk_size
 from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 
-CHUNK_IMAGES = 2048  # images per task at most (small PNGs: encoding and writing one takes ~50 us)
+CHUNK_IMAGES = 2048  # images per task at most; fewer when that gives each worker under 4 tasks
 
 
 def encode_png(image: np.ndarray) -> bytes:

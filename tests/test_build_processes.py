@@ -84,8 +84,8 @@ def test_sigterm_stops_a_build_cleanly_with_exit_143(slow_source, tmp_path):
 
 
 def test_sigterm_while_the_pool_is_still_starting_ends_the_run_too(slow_source, tmp_path):
-    # The forkserver is started while the main process holds SIGTERM (a submit may start a
-    # worker); a worker that inherited that mask could not be terminated and the run hung.
+    # A signal landing while a worker is being started once hung the run (the worker could not be
+    # terminated), then let a half-started worker print a traceback.
     for attempt in range(3):
         out = tmp_path / str(attempt)
         command = [*BUILD, slow_source, "--size", "20", "--jobs", "2", "--out", out / "x.csv"]
