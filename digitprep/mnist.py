@@ -224,12 +224,10 @@ def download(url: str, target: Path, md5: str, timeout: float, deadline: float) 
         output = outputs.open(target)
         try:
             with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+                # read1 returns what has come, so a trickle is checked against the deadline after every
+                # piece; a silent server is cut off by the socket timeout, at most one timeout past it.
                 read = getattr(response, "read1", response.read)
-                # The socket under HTTP(S), to bound each read by the time left; None for file:// and the like.
-                sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-                while (left := finish_by - time.monotonic()) > 0:
-                    if sock is not None:
-                        sock.settimeout(min(timeout, left))  # no single read may outlast the deadline
+                while finish_by - time.monotonic() > 0:
                     if not (block := read(BLOCK_BYTES)):
                         break
                     digest.update(block)
