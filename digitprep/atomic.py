@@ -18,6 +18,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 HELD = (signal.SIGINT, signal.SIGTERM)
@@ -135,11 +136,13 @@ class OutputFile:
 
 class OutputFolder:
     """A folder of outputs written into a staging folder beside ``path``; on commit each of its
-    top-level entries replaces the entry of that name in ``path`` (other entries are left). Not
-    fsynced: these trees are thousands of small files that a rerun makes again."""
+    top-level entries replaces the entry of that name in ``path``, and the entries ``replaces``
+    picks out as the old tree's go too; others are left. Not fsynced: these trees are thousands of
+    small files that a rerun makes again."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, replaces: Callable[[Path], bool]):
         self.path = Path(path)
+        self.replaces = replaces
         self.staging = Path(_staged(self.path, tempfile.mkdtemp))
 
     def finish(self) -> None:
@@ -150,11 +153,11 @@ class OutputFolder:
         try:
             self.path.mkdir(exist_ok=True)
             trash.mkdir()
-            for entry in sorted(set(self.staging.iterdir()) - {trash}):
-                target = self.path / entry.name
-                if target.exists() or target.is_symlink():
-                    target.rename(trash / entry.name)
-                entry.rename(target)
+            new = {entry.name for entry in self.staging.iterdir()} - {trash.name}
+            for old in [entry for entry in self.path.iterdir() if entry.name in new or self.replaces(entry)]:
+                old.rename(trash / old.name)
+            for name in sorted(new):
+                (self.staging / name).rename(self.path / name)
         except OSError as exc:
             raise output_error(self.path, exc) from None
         finally:
@@ -176,9 +179,10 @@ class OutputSet:
         self.outputs.append(OutputFile(path))
         return self.outputs[-1]
 
-    def folder(self, path: Path) -> Path:
-        """A staging folder to write ``path``'s new entries into."""
-        self.outputs.append(OutputFolder(path))
+    def folder(self, path: Path, replaces: Callable[[Path], bool] = lambda entry: False) -> Path:
+        """A staging folder to write ``path``'s new entries into; ``replaces(entry)``: whether an entry
+        already in ``path`` belongs to the old tree, to be removed even if the new one lacks it."""
+        self.outputs.append(OutputFolder(path, replaces))
         return self.outputs[-1].staging
 
     def write(self, path: Path, data: bytes) -> None:
@@ -203,6 +207,16 @@ class OutputSet:
 
     def __exit__(self, *exc) -> None:
         self.discard()
+
+
+def write_staged(staging: Path, folder: Path, relative: str, data: bytes) -> None:
+    """One file of a folder being staged (``OutputSet.folder(folder)``), from any process; an
+    OSError names the file it is to become, ``folder / relative``."""
+    try:
+        (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        (staging / relative).write_bytes(data)
+    except OSError as exc:
+        raise output_error(Path(folder) / relative, exc) from None
 
 
 def write_atomic(path: Path, data: bytes) -> None:

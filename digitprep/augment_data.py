@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitprep.atomic import OutputSet, output_error
+from digitprep.atomic import OutputSet, write_staged
 from digitprep.augment import AugmentStrengths, augment_stack, copy_keys
 from digitprep.build import BuildConfig, decode_file, read_file
 from digitprep.csvio import DatasetWriter, csv_lines, encode_onehot_rows, read_dataset
@@ -121,17 +121,6 @@ def augment_csv(
 def path_id(relative: str) -> int:
     """A file's stable image id (signed 64-bit): its copies do not change when other files come or go."""
     return int.from_bytes(hashlib.sha256(relative.encode()).digest()[:8], "little", signed=True)
-
-
-def write_staged(staging: Path, out_dir: Path, relative: str, data: bytes) -> None:
-    """One file into the staging folder (committed or removed whole, so no temporary name per file);
-    an OSError names the file as it will be called in ``out_dir``."""
-    path = staging / relative
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise output_error(out_dir / relative, exc) from None
 
 
 def augment_batch(batch: list, job: AugmentJob, staging: Path, out_dir: Path) -> tuple[int, list[tuple[str, str]]]:

@@ -4,15 +4,12 @@ leaves the previous tree as it was."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from digitprep.atomic import OutputSet, output_error, signals_held
+from digitprep.atomic import OutputSet, write_staged
 from digitprep.build import chunk_size
 from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 
@@ -28,16 +25,12 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def write_png_chunk(task: tuple[np.ndarray, np.ndarray, int, Path, str | None, str]) -> int:
-    """Encode and write consecutive images (a worker's task), image ``start + i`` as ``folder/<label>/<i>.png``
-    (folder layout) or ``folder/<label>_<tag>_<i>.png``; returns how many were written."""
-    images, labels, start, folder, tag, layout = task
+    """Encode and stage consecutive images (a worker's task), image ``start + i`` as ``<label>/<i>.png``
+    (folder layout) or ``<label>_<tag>_<i>.png``; returns how many were written."""
+    images, labels, start, staging, out_dir, tag, layout = task
     for index, (image, label) in enumerate(zip(images, labels.tolist()), start):
-        path = folder / (f"{label}/{index}.png" if layout == "folder" else f"{label}_{tag or 0}_{index}.png")
-        data = encode_png(image)
-        try:
-            path.write_bytes(data)
-        except OSError as exc:
-            raise output_error(path, exc) from None
+        name = f"{label}/{index}.png" if layout == "folder" else f"{label}_{tag or 0}_{index}.png"
+        write_staged(staging, out_dir, name, encode_png(image))
     return len(images)
 
 
@@ -57,39 +50,18 @@ def write_png_tree(
     images, labels = np.asarray(images, np.uint8), np.asarray(labels, np.int64)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    out_dir, digits = Path(out_dir), np.unique(labels).tolist()
+    out_dir = Path(out_dir)
     feedback.on_start(len(images))
     size = chunk_size(len(images), jobs, CHUNK_IMAGES)
     with OutputSet() as outputs:
-        staging = outputs.folder(out_dir)
-        if layout == "folder":
-            for label in digits:
-                (staging / str(label)).mkdir()
+        # The folder layout replaces the old tree whole: 0-2 written over 0-9 must not keep 3-9.
+        staging = outputs.folder(out_dir, replaces=lambda entry: layout == "folder" and entry.name.isdigit())
         tasks = [
-            (images[start : start + size], labels[start : start + size], start, staging, tag, layout)
+            (images[start : start + size], labels[start : start + size], start, staging, out_dir, tag, layout)
             for start in range(0, len(images), size)
         ]
         with parallel_map(write_png_chunk, tasks, jobs) as written:
             for count in written:
                 feedback.on_progress(count)
-        with signals_held():  # the new tree and the old one's leftovers go together
-            outputs.commit()
-            trash = _move_stale_digit_folders(out_dir, set(digits)) if layout == "folder" else None
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
+        outputs.commit()
     return len(images)
-
-
-def _move_stale_digit_folders(out_dir: Path, labels: set[int]) -> Path | None:
-    """Move an earlier tree's digit folders the new one lacks (0-2 written over 0-9 must not keep 3-9) into
-    a temporary folder beside ``out_dir``, named as the atomic writer names its own; returns it or None."""
-    try:
-        stale = [e for e in out_dir.iterdir() if e.name.isdigit() and int(e.name) not in labels and e.is_dir()]
-        if not stale:
-            return None
-        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", suffix=".tmp", dir=out_dir.parent))
-        for entry in stale:
-            entry.rename(trash / entry.name)
-    except OSError as exc:
-        raise output_error(out_dir, exc) from None
-    return trash

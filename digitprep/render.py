@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from digitprep.atomic import OutputSet, output_error, signals_held
+from digitprep.atomic import OutputSet, write_staged
 from digitprep.csvio import csv_text
 from digitprep.fonts import DIGITS, FaceCheck, FontFace, check_fonts, crop_to_ink, digit_masks
 from digitprep.options import MNIST_BOX, TAGS, RenderConfig
@@ -168,14 +168,6 @@ def rendered_files(out_dir: Path) -> set[str]:
         raise ValueError(f"{manifest}: cannot read the earlier run's manifest ({exc})") from None
 
 
-def _write(staging: Path, out_dir: Path, name: str, data: bytes) -> None:
-    """One file into the staging folder; an error names the file it was meant to become."""
-    try:
-        (staging / name).write_bytes(data)
-    except OSError as exc:
-        raise output_error(out_dir / name, exc) from None
-
-
 def render_font_digits(
     locations: list[Path],
     out_dir: Path,
@@ -194,21 +186,16 @@ def render_font_digits(
     previous = rendered_files(out_dir)
     manifest = []
     with OutputSet() as outputs:
-        staging = outputs.folder(out_dir)
+        staging = outputs.folder(out_dir, replaces=lambda entry: entry.name in previous)
         tasks = [(face, rank, config) for rank, face in enumerate(summary.used)]
         with parallel_map(render_face, tasks, jobs) as results:
             for images in results:
                 for png, row in images:
-                    _write(staging, out_dir, row[0], png)
+                    write_staged(staging, out_dir, row[0], png)
                     manifest.append(row)
                 feedback.on_progress(len(images))
-        _write(staging, out_dir, MANIFEST_NAME, csv_text(MANIFEST_HEADER, manifest))
-        _write(staging, out_dir, FONTS_NAME, csv_text(FONTS_HEADER, [font_row(check) for check in checks]))
-        # The new manifest no longer lists the earlier run's extra images: they go in the same
-        # uninterruptible step, or a Ctrl-C between the two would leave them behind for good.
-        with signals_held():
-            outputs.commit()
-            for stale in sorted(previous - {row[0] for row in manifest}):
-                (out_dir / stale).unlink(missing_ok=True)
+        write_staged(staging, out_dir, MANIFEST_NAME, csv_text(MANIFEST_HEADER, manifest))
+        write_staged(staging, out_dir, FONTS_NAME, csv_text(FONTS_HEADER, [font_row(check) for check in checks]))
+        outputs.commit()  # the earlier run's images go with it: no later manifest would list them
     summary.written = len(manifest)
     return summary

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from digitprep.atomic import OutputError, OutputSet, sweep_stale, write_atomic
+from digitprep.atomic import OutputError, OutputSet, sweep_stale, write_atomic, write_staged
 
 
 def names(folder):
@@ -95,3 +95,17 @@ def test_temporaries_of_dead_runs_are_swept_and_live_ones_kept(tmp_path):
     (tmp_path / ".hidden.tmp").write_bytes(b"not ours")
     sweep_stale(tmp_path)
     assert names(tmp_path) == [".hidden.tmp", f".x.csv.{os.getppid()}.abc123.tmp"]
+
+
+def test_a_staged_folder_also_removes_the_old_entries_it_replaces(tmp_path):
+    out = tmp_path / "tree"
+    for name in ("3", "7", "mine"):
+        (out / name).mkdir(parents=True)
+    with OutputSet() as outputs:
+        staging = outputs.folder(out, replaces=lambda entry: entry.name.isdigit())
+        write_staged(staging, out, "3/new.png", b"new")
+        outputs.commit()
+    assert names(out) == ["3", "mine"] and names(out / "3") == ["new.png"]  # 7 went with the old tree
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(OutputError, match=r"tree/x/y\.png: cannot write"), OutputSet() as outputs:
+        write_staged(tmp_path / "file", out, "x/y.png", b"?")
