@@ -2,7 +2,9 @@
 
 The size guard comes first: the header is read with Pillow and an image whose pixels or decoded
 bytes (pixels x channels x bytes per sample) pass the limits is refused before anything is
-decoded. Pixels come from ``cv2.imdecode``, or from Pillow for the flavours OpenCV refuses.
+decoded. Pixels come from ``cv2.imdecode``, or from Pillow for the flavours OpenCV refuses and for
+images whose EXIF orientation says they are stored turned (``ImageOps.exif_transpose`` puts them
+upright, as every image viewer shows them).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import io
 
 import cv2
 import numpy as np
-from PIL import Image, PngImagePlugin
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin
 
 from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -47,14 +49,18 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> None:
+def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> int:
     """Refuse an image whose header declares no pixels, more than ``max_pixels`` pixels or more
-    than ``max_bytes`` decoded bytes; nothing is decoded. Raises UnusableImage."""
+    than ``max_bytes`` decoded bytes; nothing is decoded. Returns the EXIF orientation (1-8; 1:
+    stored upright, also when there is no tag). Raises UnusableImage."""
     try:
         # The PNG reader straight away: Image.open would first try its registry of formats.
         opened = PngImagePlugin.PngImageFile(io.BytesIO(data)) if fmt == "png" else Image.open(io.BytesIO(data))
         with opened as image:
             (width, height), bands, raw = image.size, len(image.getbands()), str(image.tile[0][3] if image.tile else "")
+            # Only where the tag is already read with the header: a PNG's getexif() would decode it.
+            exif = image.getexif() if "exif" in image.info or fmt == "tiff" else {}
+            orientation = exif.get(ExifTags.Base.Orientation, 1)
     except Exception:
         raise UnusableImage(f"truncated or corrupt {fmt.upper()} header") from None
     sample = 2 if ";16" in f"{image.mode};{raw}" else 4 if image.mode in ("I", "F") else 1
@@ -68,29 +74,35 @@ def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> None:
             f"refused: {width}x{height} x {bands} channels x {sample} bytes = {size >> 20} MB decoded: "
             f"over the limit of {max_bytes >> 20} MB"
         )
+    return orientation if orientation in range(1, 9) else 1
 
 
-def decode_native(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Decode to OpenCV's native layout (grey, BGR or BGRA; uint8 or uint16), checking size first."""
+def decode_native(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[np.ndarray, int]:
+    """Decode to OpenCV's native layout (grey, BGR or BGRA; uint8 or uint16), upright, checking
+    size first; and the EXIF orientation that was applied (1: none)."""
     if not data:
         raise UnusableImage("empty file")
     fmt = sniff_format(data)
     if fmt is None:
         raise UnusableImage("not an image (unknown file signature)")
-    check_size(data, fmt, max_pixels, max_bytes)
-    native = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    orientation = check_size(data, fmt, max_pixels, max_bytes)
+    native = None if orientation != 1 else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if native is None:
         native = _decode_with_pillow(data, fmt)
     if native.dtype not in (np.uint8, np.uint16):
         native = _to_uint8_range(native)
-    return native
+    return native, orientation
 
 
 def _decode_with_pillow(data: bytes, fmt: str) -> np.ndarray:
-    """Fallback for files OpenCV rejects (unusual GIF/WEBP/TIFF flavours); truncation is an error."""
+    """For files OpenCV rejects (unusual GIF/WEBP/TIFF flavours) and those stored turned (EXIF
+    orientation), put upright; truncation is an error."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            im = ImageOps.exif_transpose(opened)
             if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
                 return cv2.cvtColor(np.asarray(im.convert("RGBA")), cv2.COLOR_RGBA2BGRA)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -109,13 +121,17 @@ def _to_uint8_range(native: np.ndarray) -> np.ndarray:
 
 
 def to_grey(native: np.ndarray) -> np.ndarray:
-    """Grey uint8 from any native layout: 16-bit scaled, alpha composited on white.
+    """Grey uint8 from any native layout: 16-bit scaled by the bits it uses, alpha composited on white.
+
+    A 16-bit image is scaled by the range its brightest value reaches: 8-bit values stored as 16
+    bits stay as they are, 12-bit camera data is scaled by 255 / 4095, full 16-bit data by 1 / 257.
 
     When the colour channels carry nothing and the ink lives only in the alpha channel (a
     transparent canvas drawn on with a single colour), the alpha channel itself is the ink.
     """
     if native.dtype == np.uint16:
-        native = ((native.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        full = (1 << max(8, int(native.max()).bit_length())) - 1
+        native = ((native.astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
     if native.ndim == 2:
         return native
     channels = native.shape[2]
@@ -138,7 +154,16 @@ def to_grey(native: np.ndarray) -> np.ndarray:
     return composite.astype(np.uint8)
 
 
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[np.ndarray, int]:
+    """Bytes of any supported image -> (2-D grey uint8 upright, polarity not yet decided; the EXIF
+    orientation applied, 1 for none). Raises UnusableImage with the reason (empty, not an image,
+    corrupt, over the size limits)."""
+    native, orientation = decode_native(data, max_pixels, max_bytes)
+    return to_grey(native), orientation
+
+
 def decode_grey(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Bytes of any supported image -> 2-D grey uint8 (polarity not yet decided). Raises
-    UnusableImage with the reason (empty, not an image, corrupt, over the size limits)."""
-    return to_grey(decode_native(data, max_pixels, max_bytes))
+    """``decode_image`` without the orientation: 2-D grey uint8, upright."""
+    return decode_image(data, max_pixels, max_bytes)[0]
