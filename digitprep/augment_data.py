@@ -21,7 +21,7 @@ from digitprep.atomic import OutputSet, write_staged
 from digitprep.augment import AugmentStrengths, augment_stack, copy_keys
 from digitprep.build import BuildConfig, decode_file, read_file
 from digitprep.csvio import DatasetWriter, csv_lines, encode_onehot_rows, read_dataset
-from digitprep.normalize import ink_high
+from digitprep.paper import ink_high
 from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
 from digitprep.pngtree import encode_png
 from digitprep.sources import Candidate, find_candidates

@@ -1,7 +1,9 @@
 """Normalisation: pure steps on stacks of same-shaped grey images, and the pipeline that chains them.
 
-Order (DESIGN.md): grey -> ink-high -> background removal and contrast stretch -> ink bounding box
--> [deskew] -> [centre in a box, by centre of mass] -> resize with ``cv2.INTER_AREA``. Every step
+Order (DESIGN.md): grey -> paper and ink (``paper``: polarity, background, contrast) -> form lines
+removed (``formlines``) -> [strokes re-drawn at a set width, ``stroke``] -> [the digit's ink
+chosen, its box] -> [deskew] -> [centre in a box, by centre of mass] -> resize with
+``cv2.INTER_AREA`` -> faint output lifted to 255. Every step
 takes a stack ``(n, H, W)`` (a single image is a stack of one: the wrappers at the end) and treats
 each image on its own, so an image's output never depends on the images stacked beside it.
 Intermediate results stay float32 until the final resize, which rounds once.
@@ -9,16 +11,19 @@ Intermediate results stay float32 until the final resize, which rounds once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from digitprep.formlines import remove_form_lines
 from digitprep.options import MNIST_BOX, NormalizeOptions
+from digitprep.paper import FAINT_PEAK, paper_and_ink
+from digitprep.stroke import set_stroke
 
-MIN_INK_CONTRAST = 24  # ink fainter than this above the paper is not a digit: a blank page
-FAINT_PEAK = 192  # ink peaking below this is stretched up to 255; stronger ink is left alone
-SPECK_FRACTION = 0.05  # ink blobs smaller than this share of the largest are noise, not strokes
+SPECK_FRACTION = 0.05  # ink blobs under this share of the digit's main blob are specks, not strokes
+NEAR = 0.5  # a stroke of the digit lies within this share of its main blob's longer side from it
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
-PAPER_NOISE_SPREADS = 4.5  # paper grain up to this many robust deviations above its level is not ink
 INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 REMAP_LIMIT = 32767  # cv2.remap takes images of fewer rows and columns than SHRT_MAX
 
@@ -31,94 +36,74 @@ class ImageTooLarge(ValueError):
     """An image larger than an OpenCV step takes (the reason is the file's error row)."""
 
 
-def border_pixels(stack: np.ndarray) -> np.ndarray:
-    """(n, F): the one-pixel frame of each image, what its paper looks like."""
-    n, height, width = stack.shape
-    if height < 3 or width < 3:
-        return stack.reshape(n, -1)
-    return np.concatenate((stack[:, 0], stack[:, -1], stack[:, 1:-1, 0], stack[:, 1:-1, -1]), axis=1)
-
-
-def ink_high(stack: np.ndarray) -> np.ndarray:
-    """Invert dark-on-light images so ink is high and paper low (MNIST's convention)."""
-    frame = border_pixels(stack)
-    bright = frame.max(axis=1) > 127
-    if not bright.any():
-        return stack
-    invert = bright.copy()
-    invert[bright] = np.median(frame[bright], axis=1) > 127
-    if not invert.any():
-        return stack
-    out = stack.copy()
-    out[invert] = 255 - stack[invert]
-    return out
-
-
-def remove_background(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Subtract each image's paper level plus its noise and stretch faint ink to 255.
-
-    The paper level is the median of the frame and its noise PAPER_NOISE_SPREADS robust deviations
-    (MAD), so a clean black background (MNIST) is left exactly as it is. Returns (float32 images,
-    blank mask): blank images, where no ink stands out from the paper, are left as they were.
-    """
-    n = len(stack)
-    frame = border_pixels(stack)
-    threshold = np.zeros(n, np.float32)
-    papered = frame.max(axis=1) > 0
-    if papered.any():
-        paper = frame[papered].astype(np.float32)
-        level = np.median(paper, axis=1)
-        spread = 1.4826 * np.median(np.abs(paper - level[:, None]), axis=1)
-        threshold[papered] = np.ceil(level + PAPER_NOISE_SPREADS * spread)
-    peak = stack.reshape(n, -1).max(axis=1).astype(np.float32)
-    blank = peak - threshold < MIN_INK_CONTRAST
-    out = stack.astype(np.float32)
-    stretch = ~blank & ((threshold > 0) | (peak < FAINT_PEAK))
-    if stretch.any():
-        low = threshold[stretch, None, None]
-        gain_over = (peak[stretch] - threshold[stretch])[:, None, None]
-        # Multiply before dividing so exact halves stay exact (50 * 255 / 100 = 127.5 -> 128).
-        out[stretch] = np.rint(np.maximum(out[stretch] - low, 0) * 255 / gain_over)
-    return out, blank
-
-
 def ink_boxes(stack: np.ndarray) -> np.ndarray:
-    """(n, 4) int ``x, y, w, h`` of each image's ink, ignoring specks (blobs under SPECK_FRACTION
-    of the image's largest)."""
-    return ink_boxes_and_specks(stack)[0]
+    """(n, 4) int ``x, y, w, h`` of each image's digit (``digit_ink``)."""
+    return digit_ink(stack)[1]
 
 
-def ink_boxes_and_specks(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``ink_boxes`` and the (n,) mask of images that have specks left out of their box (only
-    those have ink outside it). One connected-components pass labels the whole stack, the images
-    laid side by side with an empty column between them so no blob spans two images."""
+def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which ink is the digit: (n, H, W) float32 ink-high images with every other ink blob zeroed,
+    and the (n, 4) int ``x, y, w, h`` box of what is kept.
+
+    The digit's main blob (8-connected) is the one of greatest mass x nearness to the centre,
+    ``area * exp(-2 d**2)`` with d the distance from the image's centre over half its diagonal.
+    Other blobs are strokes of the same digit (the bar of a 5, a detached crossbar, the dashes of
+    a broken line) when they hold at least SPECK_FRACTION of its mass and come within NEAR of the
+    main blob's longer side of the digit's box, which grows with each stroke taken in; the rest
+    (specks, smudges away from the digit) are dropped. One connected-components pass labels the
+    whole stack, the images laid side by side with an empty column between them so no blob spans
+    two images."""
     n, height, width = stack.shape
     pitch = width + 1
     wide = np.zeros((height, n, pitch), np.uint8)
     wide[:, :, :width] = (stack > INK_LEVEL).transpose(1, 0, 2)
-    _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+    _, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
         wide.reshape(height, n * pitch), 8, cv2.CV_32S, cv2.CCL_BBDT
     )
     stats = stats[1:].astype(np.int64)
     image = stats[:, cv2.CC_STAT_LEFT] // pitch
     area = stats[:, cv2.CC_STAT_AREA]
-    largest = np.zeros(n, np.int64)
-    np.maximum.at(largest, image, area)
-    keep = (area >= np.maximum(2, SPECK_FRACTION * largest[image])) | (area == largest[image])
-    specked = np.zeros(n, bool)
-    specked[image[~keep]] = True
-    image, stats = image[keep], stats[keep]
-    left = stats[:, cv2.CC_STAT_LEFT] - image * pitch
-    top = stats[:, cv2.CC_STAT_TOP]
-    x0, y0 = np.full(n, width, np.int64), np.full(n, height, np.int64)
-    x1, y1 = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    np.minimum.at(x0, image, left)
-    np.minimum.at(y0, image, top)
-    np.maximum.at(x1, image, left + stats[:, cv2.CC_STAT_WIDTH])
-    np.maximum.at(y1, image, top + stats[:, cv2.CC_STAT_HEIGHT])
-    empty = x1 == 0
-    x0[empty], y0[empty], x1[empty], y1[empty] = 0, 0, width, height
-    return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1), specked
+    x0 = stats[:, cv2.CC_STAT_LEFT] - image * pitch
+    y0 = stats[:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[:, cv2.CC_STAT_WIDTH], y0 + stats[:, cv2.CC_STAT_HEIGHT]
+    off_x = centroids[1:, 0] - image * pitch - (width - 1) / 2
+    off_y = centroids[1:, 1] - (height - 1) / 2
+    score = area * np.exp(-2 * (off_x**2 + off_y**2) / ((width / 2) ** 2 + (height / 2) ** 2))
+    order = np.lexsort((score, image))
+    last = np.r_[image[order][1:] != image[order][:-1], True]
+    main = np.full(n, -1, np.int64)
+    main[image[order][last]] = order[last]
+    of = main[image]  # each blob's main blob
+    reach = NEAR * np.maximum(x1 - x0, y1 - y0)[of]
+    stroke = area >= np.maximum(2, SPECK_FRACTION * area[of])
+    keep = of == np.arange(len(area))
+    blobs = np.stack((x0, y0, x1, y1), axis=1)
+    while True:  # the digit's box grows with each stroke taken in, until no more come within reach
+        bx0, by0, bx1, by1 = boxes_of(blobs[keep], image[keep], n).T[:, image]
+        near = (x0 < bx1 + reach) & (x1 > bx0 - reach) & (y0 < by1 + reach) & (y1 > by0 - reach)
+        grown = keep | (near & stroke)
+        if (grown == keep).all():
+            break
+        keep = grown
+    if not keep.all():
+        dropped = np.r_[False, ~keep][labels.reshape(height, n, pitch)[:, :, :width].transpose(1, 0, 2)]
+        stack = np.where(dropped, 0, stack).astype(np.float32)
+    bx0, by0, bx1, by1 = boxes_of(blobs[keep], image[keep], n).T
+    empty = bx1 == 0
+    bx0[empty], by0[empty], bx1[empty], by1[empty] = 0, 0, width, height
+    return stack, np.stack((bx0, by0, bx1 - bx0, by1 - by0), axis=1)
+
+
+def boxes_of(blobs: np.ndarray, image: np.ndarray, n: int) -> np.ndarray:
+    """(n, 4) int64 ``x0, y0, x1, y1`` around the blobs ``x0, y0, x1, y1`` (k, 4) of each of n
+    images (``image``: (k,) which image each is in); an image without blobs gets (big, big, 0, 0)."""
+    big = np.iinfo(np.int64).max
+    out = np.tile(np.array([big, big, 0, 0], np.int64), (n, 1))
+    np.minimum.at(out[:, 0], image, blobs[:, 0])
+    np.minimum.at(out[:, 1], image, blobs[:, 1])
+    np.maximum.at(out[:, 2], image, blobs[:, 2])
+    np.maximum.at(out[:, 3], image, blobs[:, 3])
+    return out
 
 
 def bounding_boxes(stack: np.ndarray) -> np.ndarray:
@@ -133,15 +118,6 @@ def bounding_boxes(stack: np.ndarray) -> np.ndarray:
     empty = ~rows.any(axis=1)
     x0[empty], y0[empty], x1[empty], y1[empty] = 0, 0, width, height
     return np.stack((x0, y0, x1 - x0, y1 - y0), axis=1).astype(np.int64)
-
-
-def keep_inside(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Zero everything outside each image's box (the specks), keeping the canvas."""
-    _, height, width = stack.shape
-    ys, xs = np.arange(height), np.arange(width)
-    rows = (ys >= boxes[:, 1, None]) & (ys < (boxes[:, 1] + boxes[:, 3])[:, None])
-    cols = (xs >= boxes[:, 0, None]) & (xs < (boxes[:, 0] + boxes[:, 2])[:, None])
-    return stack * (rows[:, :, None] & cols[:, None, :])
 
 
 def centres_and_skews(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -271,42 +247,78 @@ def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float =
     fitted = np.zeros((len(stack), size, size), np.float32)
     for image, (x, y, w, h), width, height, out in zip(stack, boxes.tolist(), widths, heights, fitted):
         small = resized(image[y : y + h, x : x + w], width, height)
-        moments = cv2.moments(small)
-        mass = moments["m00"] or 1.0  # a digit that rounds away is centred by its box
-        cx = moments["m10"] / mass if moments["m00"] else (width - 1) / 2
-        cy = moments["m01"] / mass if moments["m00"] else (height - 1) / 2
+        # The centre of mass by hand: cv2.moments reads an (N, 2) float array as N points.
+        mass = float(small.sum())
+        cx = float(small.sum(axis=0) @ np.arange(width)) / mass if mass else (width - 1) / 2
+        cy = float(small.sum(axis=1) @ np.arange(height)) / mass if mass else (height - 1) / 2
         right = min(max(round(middle - cx), 0), size - width)
         down = min(max(round(middle - cy), 0), size - height)
         out[down : down + height, right : right + width] = small
     return to_uint8(fitted)
 
 
+@dataclass
+class Findings:
+    """What the pipeline decided per image, for the manifest."""
+
+    inverted: np.ndarray  # (n,) bool: dark ink on light paper, turned round
+    paper: np.ndarray  # (n,) float32: the paper's level, NaN where a local background was removed
+    lines: list[tuple[str, ...]]  # per image, the sides whose form lines were removed
+    stroke: list[str]  # per image, ``measured->set`` stroke width when re-drawn, else ""
+
+    def columns(self, i: int) -> tuple[int, str, str, str]:
+        """Image i's manifest cells: inverted (0/1), paper (a level or ``local``), lines
+        (``top+left``), stroke (``0.2->2.9``, in pixels of a 20-pixel digit)."""
+        level = self.paper[i]
+        paper = "local" if np.isnan(level) else f"{level:g}"
+        return int(self.inverted[i]), paper, "+".join(self.lines[i]), self.stroke[i]
+
+
+def lift_faint(stack: np.ndarray) -> np.ndarray:
+    """(n, s, s) uint8 outputs whose ink peaks under FAINT_PEAK (thin strokes averaged away by the
+    resize) scaled so their peak is 255, MNIST's level; the others as they are."""
+    peak = stack.reshape(len(stack), -1).max(axis=1) if len(stack) else np.zeros(0, np.uint8)
+    faint = (peak > 0) & (peak < FAINT_PEAK)
+    if not faint.any():
+        return stack
+    out = stack.copy()
+    out[faint] = to_uint8(stack[faint].astype(np.float32) * 255 / peak[faint, None, None])
+    return out
+
+
 def normalize_stack(
     stack: np.ndarray, sizes: tuple[int, ...], options: NormalizeOptions
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """The whole pipeline for (n, H, W) decoded grey images: one (k, size, size) uint8 stack per
-    size for the k usable images, and the (n,) mask of blank images left out."""
-    ink, blank = remove_background(ink_high(stack))
+) -> tuple[list[np.ndarray], np.ndarray, Findings]:
+    """The whole pipeline for (n, H, W) uint8 decoded grey images: one (k, size, size) uint8 stack
+    per size for the k usable images, the (n,) mask of blank images left out, and what was decided
+    for each of the n images."""
+    ink, blank, paper = paper_and_ink(stack)
+    ink, lines = remove_form_lines(ink)
+    findings = Findings(paper.inverted, paper.paper, lines, [""] * len(stack))
     ink = ink[~blank]
     if len(ink) == 0:  # OpenCV crashes on empty images: nothing to do, say so early
-        return [np.zeros((0, size, size), np.uint8) for size in sizes], blank
+        return [np.zeros((0, size, size), np.uint8) for size in sizes], blank, findings
+    if options.stroke:
+        boxes = digit_ink(ink)[1] if options.center else bounding_boxes(ink)
+        ink, changes = set_stroke(ink, boxes, options.stroke)
+        for i, change in zip(np.flatnonzero(~blank), changes):
+            findings.stroke[i] = change
     if options.center:
-        boxes, specked = ink_boxes_and_specks(ink)
-        if specked.any():  # ink outside the box is specks only: images without any keep theirs
-            ink[specked] = keep_inside(ink[specked], boxes[specked])
-        if not options.deskew:
-            return [fit_and_center(ink, boxes, size, options.box) for size in sizes], blank
-        sheared = deskew_ink(ink, boxes)
-        sheared_boxes = bounding_boxes(sheared)  # specks are gone already: a plain box will do
-        return [fit_and_center(sheared, sheared_boxes, size, options.box) for size in sizes], blank
+        ink, boxes = digit_ink(ink)
+        if options.deskew:
+            ink = deskew_ink(ink, boxes)
+            boxes = bounding_boxes(ink)  # other blobs are gone already: a plain box will do
+        return [lift_faint(fit_and_center(ink, boxes, size, options.box)) for size in sizes], blank, findings
     if options.deskew:
         ink = deskew(ink)
-    return [to_uint8(np.stack([resized(image, size, size) for image in ink])) for size in sizes], blank
+    outputs = [to_uint8(np.stack([resized(image, size, size) for image in ink])) for size in sizes]
+    return [lift_faint(out) for out in outputs], blank, findings
 
 
 def normalize(grey: np.ndarray, sizes: tuple[int, ...], options: NormalizeOptions) -> list[np.ndarray]:
-    """The pipeline for one decoded image: one size x size uint8 array per size; BlankImage if blank."""
-    stacks, blank = normalize_stack(grey[None], sizes, options)
+    """The pipeline for one decoded 2-D uint8 image: one size x size uint8 array per size.
+    Raises BlankImage when no ink stands out from the paper."""
+    stacks, blank, _ = normalize_stack(grey[None], sizes, options)
     if blank[0]:
         raise BlankImage("blank image (no ink found)")
     return [s[0] for s in stacks]

@@ -14,14 +14,13 @@ from digitprep.normalize import (
     deskew_ink,
     fit_and_center,
     ink_boxes,
-    ink_high,
     normalize,
     normalize_stack,
-    remove_background,
     resized,
     to_uint8,
 )
 from digitprep.options import NormalizeOptions
+from digitprep.paper import ink_high, paper_and_ink
 
 
 def resize(image, width, height):
@@ -64,7 +63,7 @@ def test_paper_and_its_noise_are_removed_and_ink_stretched():
     rng = np.random.default_rng(0)
     paper = np.clip(rng.normal(225, 3, (40, 40)), 0, 255).astype(np.uint8)
     paper[10:30, 18:22] = 30  # a dark stroke
-    clean, blank = remove_background(ink_high(paper[None]))
+    clean, blank = paper_and_ink(paper[None])[:2]
     clean = clean[0]
     assert not blank[0]
     assert clean[0:8].max() == 0 and clean[:, 0:15].max() == 0  # paper is exactly 0
@@ -75,7 +74,7 @@ def test_clean_ink_high_image_passes_through_unchanged():
     image = np.zeros((28, 28), np.uint8)
     image[5:20, 10:14] = 254
     image[5:20, 14] = 3  # faint antialiasing must survive
-    clean, _ = remove_background(image[None])
+    clean, _ = paper_and_ink(image[None])[:2]
     assert np.array_equal(clean[0], image)
 
 
@@ -83,13 +82,13 @@ def test_faint_ink_is_stretched_to_full_range():
     image = np.zeros((10, 10), np.uint8)
     image[3:7, 3:7] = 100
     image[3, 3] = 50
-    out = remove_background(image[None])[0][0]
+    out = paper_and_ink(image[None])[:2][0][0]
     assert out[4, 4] == 255 and out[3, 3] == 128 and out[0, 0] == 0
 
 
 @pytest.mark.parametrize("level", [0, 255, 128])
 def test_blank_page_is_refused(level):
-    _, blank = remove_background(ink_high(np.full((1, 20, 20), level, np.uint8)))
+    _, blank = paper_and_ink(np.full((1, 20, 20), level, np.uint8))[:2]
     assert blank.tolist() == [True]
     with pytest.raises(BlankImage):
         normalize(np.full((20, 20), level, np.uint8), (8,), NormalizeOptions())
@@ -192,7 +191,7 @@ def test_each_image_is_deskewed_as_if_alone_whatever_the_stack():
     for image, result in zip(varied, kept):
         assert np.array_equal(result, deskew(image[None])[0])
         assert abs(skew_of(result)) < 0.02
-    stacks, blank = normalize_stack(varied, (20,), NormalizeOptions(deskew=True, center=True))
+    stacks, blank, _ = normalize_stack(varied, (20,), NormalizeOptions(deskew=True, center=True))
     assert not blank.any() and len(stacks[0]) == 260
 
 
@@ -203,10 +202,10 @@ def test_every_step_treats_each_image_as_if_alone():
     varied = slanted_bars(60, height=40, width=40, slopes=slopes)
     varied[7, :, :] = 0  # and a blank one among them
     options = NormalizeOptions(deskew=True, center=True)
-    stacks, blank = normalize_stack(varied, (20, 8), options)
+    stacks, blank, _ = normalize_stack(varied, (20, 8), options)
     assert blank.tolist() == [i == 7 for i in range(60)]
     for position in (0, 3, 8, 59):
-        alone, _ = normalize_stack(varied[position][None], (20, 8), options)
+        alone, _, _ = normalize_stack(varied[position][None], (20, 8), options)
         row = position - (position > 7)
         assert np.array_equal(stacks[0][row], alone[0][0]) and np.array_equal(stacks[1][row], alone[1][0])
 
@@ -242,7 +241,7 @@ def test_shrinking_is_cv2_inter_area_and_enlarging_is_linear():
 def test_stack_equals_one_at_a_time():
     digits = np.stack([drawn_digit(d, canvas=60, at=(5 + 3 * i, 50), scale=1.5) for i, d in enumerate("0123456789")])
     options = NormalizeOptions(deskew=True, center=True)
-    stacks, blank = normalize_stack(digits, (20, 8), options)
+    stacks, blank, _ = normalize_stack(digits, (20, 8), options)
     assert not blank.any()
     for i, digit in enumerate(digits):
         single = normalize(digit, (20, 8), options)
@@ -279,7 +278,7 @@ def test_specks_are_cleared_only_in_images_that_have_them():
     specked = clean.copy()
     specked[1, 1] = specked[20, 17] = 255  # one-pixel specks: off the stroke, and beside it
     options = NormalizeOptions(deskew=True, center=True)  # specks would tilt the moments
-    (both,), blank = normalize_stack(np.stack([clean, specked]), (20,), options)
+    (both,), blank, _ = normalize_stack(np.stack([clean, specked]), (20,), options)
     assert not blank.any()
     assert np.array_equal(both[0], both[1])  # the specks left no trace
     assert np.array_equal(both[0], normalize(clean, (20,), options)[0])
