@@ -23,6 +23,7 @@ class NormalizeOptions:
     deskew: bool = False
     center: bool = False
     box: float = MNIST_BOX
+    stroke: float = 0.0  # strokes re-drawn this wide (pixels of a 20-pixel digit); 0: as drawn
 
 
 TAGS = ("20", "8")  # `render`'s drawing sizes, in the order variations are numbered
@@ -132,6 +133,8 @@ HELP = {  # the --help of options that several commands share; the group shows t
     "classes": "Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
     "box": "With --center: share of the side the digit's longer edge is fitted into.",
+    "stroke": "Re-draw the strokes this many pixels wide (of a digit 20 pixels tall, MNIST's box): a number, "
+    "'auto' (MNIST's typical width, 2.9) or 'keep' (as drawn).",
     "max_pixels": "Refuse images with more pixels than this (before decoding them).",
     "max_bytes": "Refuse images that decode to more bytes than this (pixels x channels x bytes per sample).",
 }
@@ -163,6 +166,21 @@ def label_options(modes: tuple[str, ...], labels_help: str, pattern_help: str):
     )
 
 
+def _stroke(ctx, param, value: str) -> float:
+    """--stroke: 'keep' -> 0, 'auto' -> MNIST's width, or a width from 0.5 to 10 pixels."""
+    from digitprep.stroke import MNIST_STROKE
+
+    if value in ("keep", "auto"):
+        return 0.0 if value == "keep" else MNIST_STROKE
+    try:
+        width = float(value)
+    except ValueError:
+        width = float("nan")
+    if not 0.5 <= width <= 10:
+        raise click.BadParameter(f"{value!r} is not 'keep', 'auto' or a width from 0.5 to 10 pixels")
+    return width
+
+
 classes_option = click.option("--classes", default="0-9", callback=_classes, help=HELP["classes"])
 jobs_option = click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes; 0 = all cores.")
 strict_option = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")
@@ -171,6 +189,7 @@ normalize_options = stacked(
     click.option("--deskew/--no-deskew", help="Undo slant: shear from second-order image moments."),
     click.option("--center/--no-center", help=HELP["center"]),
     click.option("--box", type=click.FloatRange(0.05, 1.0), default=MNIST_BOX, show_default="20/28", help=HELP["box"]),
+    click.option("--stroke", default="keep", callback=_stroke, help=HELP["stroke"]),
 )
 limit_options = stacked(
     click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, help=HELP["max_pixels"]),

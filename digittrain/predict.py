@@ -18,7 +18,10 @@ def preprocessing_of(metadata: dict) -> tuple[int, NormalizeOptions, bool]:
     recorded = metadata.get("preprocessing") or {}
     size = int(recorded.get("size") or round(metadata.get("input_size", 400) ** 0.5))
     options = NormalizeOptions(
-        bool(recorded.get("deskew")), bool(recorded.get("center")), float(recorded.get("box") or MNIST_BOX)
+        bool(recorded.get("deskew")),
+        bool(recorded.get("center")),
+        float(recorded.get("box") or MNIST_BOX),
+        float(recorded.get("stroke") or 0.0),
     )
     return size, options, recorded.get("labels") == "labelrow"
 
