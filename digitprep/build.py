@@ -21,13 +21,30 @@ import numpy as np
 from digitprep.atomic import OutputSet
 from digitprep.classes import format_classes
 from digitprep.csvio import build_json, csv_lines, encode_onehot_rows, onehot_header, output_paths, sidecar_path
-from digitprep.decode import UnusableImage, decode_grey
+from digitprep.decode import UnusableImage, decode_image
 from digitprep.normalize import ImageTooLarge, normalize_stack
 from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, NormalizeOptions
 from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map, worker_count
 from digitprep.sources import Candidate, find_candidates
 
-MANIFEST_HEADER = ["path", "label", "tag", "origin", "width", "height", "sha256"]
+# orientation: the EXIF orientation applied (1: none); inverted: dark ink on light paper turned
+# round (1) or not; paper: the paper's level, or "local" for a background removed under uneven
+# light; lines: the sides whose form lines were removed (``top+left``); stroke: ``measured->set``
+# width when --stroke re-drew the strokes.
+MANIFEST_HEADER = [
+    "path",
+    "label",
+    "tag",
+    "origin",
+    "width",
+    "height",
+    "sha256",
+    "orientation",
+    "inverted",
+    "paper",
+    "lines",
+    "stroke",
+]
 ERRORS_HEADER = ["path", "reason"]
 CHUNK_FILES = 1024  # files per task at most; fewer when that gives each worker under 4 tasks
 PIXEL_BUDGET = 1 << 23  # decoded pixels a worker normalises at once: large photos go a few at a time
@@ -81,7 +98,7 @@ def decode_file(candidate: Candidate, data: bytes, config: BuildConfig) -> tuple
     """One file's bytes -> (grey image, manifest row), or the reason it cannot be used. With
     ``labelrow`` the label and tag come from the image's first row (pixels 0 and 1), cut off."""
     try:
-        grey = decode_grey(data, config.max_pixels, config.max_bytes)
+        grey, orientation = decode_image(data, config.max_pixels, config.max_bytes)
     except UnusableImage as exc:
         return str(exc)
     except Exception as exc:  # a decoder failing on a hostile file must not end the run
@@ -95,7 +112,16 @@ def decode_file(candidate: Candidate, data: bytes, config: BuildConfig) -> tuple
         if label not in config.classes:
             return f"label {label} (from the label row) is not in the class set"
         grey = grey[1:]
-    row = (candidate.display, label, tag, candidate.origin, width, height, hashlib.sha256(data).hexdigest())
+    row = (
+        candidate.display,
+        label,
+        tag,
+        candidate.origin,
+        width,
+        height,
+        hashlib.sha256(data).hexdigest(),
+        orientation,
+    )
     return grey, row
 
 
@@ -111,11 +137,15 @@ def rows_from_images(
         shapes.setdefault(items[position][0].shape, []).append(position)
     for members in shapes.values():
         try:
-            stacks, blank = normalize_stack(np.stack([items[p][0] for p in members]), config.sizes, config.options)
+            stacks, blank, found = normalize_stack(
+                np.stack([items[p][0] for p in members]), config.sizes, config.options
+            )
         except ImageTooLarge as exc:
             for position in members:
                 reasons[position] = str(exc)
             continue
+        for i, position in enumerate(members):
+            items[position] = (items[position][0], (*items[position][1], *found.columns(i)))
         kept = [p for p, is_blank in zip(members, blank.tolist()) if not is_blank]
         for matrix, stack in zip(pixels, stacks):
             matrix[kept] = stack.reshape(len(stack), matrix.shape[1])
@@ -169,7 +199,7 @@ def image_rows(task: tuple[np.ndarray, np.ndarray, list[str], str, BuildConfig])
             items.append(f"label {label} is not in the class set")
         else:
             items.append(
-                (image, (display, label, "", origin, width, height, hashlib.sha256(image.tobytes()).hexdigest()))
+                (image, (display, label, "", origin, width, height, hashlib.sha256(image.tobytes()).hexdigest(), 1))
             )
     return rows_from_images(items, displays, config)
 

@@ -17,14 +17,14 @@ from digitprep import __version__, options
 from digitprep.atomic import write_atomic
 from digitprep.augment_data import AugmentJob, augment_csv, augment_tree
 from digitprep.build import BuildConfig, build_dataset, build_from_images
-from digitprep.csvio import read_onehot_csv, sidecar_path
+from digitprep.csvio import read_dataset, read_onehot_csv, sidecar_path
 from digitprep.fonts import default_font_dirs
 from digitprep.mix import mix_files
 from digitprep.mnist import concatenate_sets, load_sklearn_digits, read_mnist_sets
 from digitprep.parallel import Feedback, WorkerDied
 from digitprep.pngtree import encode_png, write_png_tree
 from digitprep.render import render_font_digits
-from digitprep.sheet import contact_sheet
+from digitprep.sheet import caption, chosen_rows, contact_sheet, read_sources
 from digitprep.sources import LABEL_MODES
 from digitprep.split import split_file
 
@@ -111,10 +111,24 @@ def main():
 @options.limit_options
 @options.run_options
 def build(
-    sources, sizes, out, label_mode, pattern, classes, deskew, center, box, origin, jobs, strict, quiet, **limits
+    sources,
+    sizes,
+    out,
+    label_mode,
+    pattern,
+    classes,
+    deskew,
+    center,
+    box,
+    stroke,
+    origin,
+    jobs,
+    strict,
+    quiet,
+    **limits,
 ):
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
-    normalize = options.NormalizeOptions(deskew, center, box)
+    normalize = options.NormalizeOptions(deskew, center, box, stroke)
     config = BuildConfig(sizes, classes, normalize, label_mode == "labelrow", **limits)
     with Progress(quiet, "decoding") as progress:
         summary = build_dataset(
@@ -129,11 +143,29 @@ def build(
 @click.option("--per-class", type=click.IntRange(1, 100), default=12, help="Samples shown per class.")
 @click.option("--scale", type=click.IntRange(0, 32), default=0, help="Pixel magnification; 0 = automatic.")
 @click.option("--seed", type=int, help="Pick random samples with this seed [default: the first rows].")
-def show(csv_path, out, per_class, scale, seed):
+@click.option(
+    "--source",
+    is_flag=True,
+    help="Draw each row's raw input (found through the CSV's manifest) beside it, captioned with what was "
+    "decided: inv (turned round), pN (paper level) or local (uneven light), |t+l (form lines removed), "
+    "rN (EXIF orientation applied).",
+)
+def show(csv_path, out, per_class, scale, seed, source):
     """Write a contact sheet of CSV's samples: one row per class."""
-    pixels, labels, classes = read_onehot_csv(csv_path)
-    write_atomic(out, encode_png(contact_sheet(pixels, labels, classes, per_class, scale, seed)))
-    click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
+    if not source:
+        pixels, labels, classes = read_onehot_csv(csv_path)
+        write_atomic(out, encode_png(contact_sheet(pixels, labels, classes, per_class, scale, seed)))
+        click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
+        return
+    data = read_dataset(csv_path)
+    rows = [int(r) for chosen in chosen_rows(data.labels, data.classes, per_class, seed) for r in chosen]
+    paths = data.column("path")
+    sources, missing = read_sources(paths, rows, csv_path.parent)
+    captions = [caption(dict(zip(data.manifest_header, row))) for row in data.manifest_rows]
+    sheet = contact_sheet(data.pixels, data.labels, data.classes, per_class, scale, seed, sources, captions)
+    write_atomic(out, encode_png(sheet))
+    unread = f"; {missing} source(s) could not be read, shown dark" if missing else ""
+    click.echo(f"wrote {out} ({len(rows)} rows shown beside their sources{unread})", err=True)
 
 
 @main.command()
@@ -244,17 +276,17 @@ def render(out_dir, fonts, jobs, quiet, **settings):
 @click.option("--origin", default="mnist", help="Origin recorded in the manifest.")
 @options.run_options
 @click.pass_context
-def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, origin, jobs, strict, quiet):
+def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, stroke, origin, jobs, strict, quiet):
     """MNIST IDX files (labels found beside their images) or Kaggle CSVs -> a PNG tree or one-hot CSVs."""
     if (out_dir is None) == (out is None):
         raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
     if out_dir is None:
-        config = BuildConfig(sizes, classes, options.NormalizeOptions(deskew, center, box))
+        config = BuildConfig(sizes, classes, options.NormalizeOptions(deskew, center, box, stroke))
         with Progress(quiet, "normalising") as progress:
             sets = read_mnist_sets(list(sources))
             summary = build_from_images(sets, out, config, origin, jobs, strict, progress.feedback())
         return report_summary(summary, strict, "image(s)")
-    csv_only = ("sizes", "classes", "deskew", "center", "box", "origin", "strict")
+    csv_only = ("sizes", "classes", "deskew", "center", "box", "stroke", "origin", "strict")
     flags = {p.name: p.opts[0] for p in ctx.command.params if p.name in csv_only}
     given = [flag for name, flag in flags.items() if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
     if given:

@@ -1,4 +1,5 @@
-"""Contact sheets: a grid of samples per class, so a person can look at what the pipeline made."""
+"""Contact sheets: a grid of samples per class, so a person can look at what the pipeline made
+(and, with the raw inputs beside the rows, why)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,33 @@ import numpy as np
 
 GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
+MISSING_GREY = 40  # a tile with nothing to show (no sample, or a source that cannot be read)
+
+
+def chosen_rows(labels: np.ndarray, classes: tuple[int, ...], per_class: int, seed: int | None) -> list[np.ndarray]:
+    """Per class, the row numbers shown: the first ``per_class`` or, with ``seed``, a seeded
+    random choice of them (in row order)."""
+    rng = np.random.default_rng(seed) if seed is not None else None
+    rows = []
+    for digit in classes:
+        indices = np.flatnonzero(labels == digit)
+        if rng is not None and len(indices) > per_class:
+            indices = np.sort(rng.choice(indices, per_class, replace=False))
+        rows.append(indices[:per_class])
+    return rows
+
+
+def fitted(image: np.ndarray, tile: int) -> np.ndarray:
+    """A 2-D uint8 image shrunk or enlarged into a tile x tile square, aspect kept, centred on
+    MISSING_GREY (``cv2.INTER_AREA`` when shrinking, nearest neighbour when enlarging)."""
+    height, width = image.shape
+    scale = tile / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    out = np.full((tile, tile), MISSING_GREY, np.uint8)
+    top, left = (tile - size[1]) // 2, (tile - size[0]) // 2
+    out[top : top + size[1], left : left + size[0]] = small
+    return out
 
 
 def contact_sheet(
@@ -16,27 +44,84 @@ def contact_sheet(
     per_class: int = 12,
     scale: int = 0,
     seed: int | None = None,
+    sources: list[np.ndarray | None] | None = None,
+    captions: list[str] | None = None,
 ) -> np.ndarray:
     """uint8 image: one row per class (label on the left), the first ``per_class`` samples of each
-    or, with ``seed``, a seeded random choice of them."""
+    or, with ``seed``, a seeded random choice of them. With ``sources`` (one 2-D uint8 raw image
+    or None per row), each sample is drawn as its raw input beside its row, with the row's
+    ``caption`` (what the pipeline decided) under the pair."""
     side = round(pixels.shape[1] ** 0.5)
     scale = scale or max(1, 48 // side)
     tile = side * scale
     label_width = max(tile, 24)
-    rng = np.random.default_rng(seed) if seed is not None else None
+    caption_height = max(10, tile // 4) if captions is not None else 0
+    cell = 2 * tile + GAP if sources is not None else tile
+    row_height = tile + caption_height
     sheet = np.full(
-        (len(classes) * (tile + GAP) + GAP, label_width + per_class * (tile + GAP) + GAP), GAP_GREY, np.uint8
+        (len(classes) * (row_height + GAP) + GAP, label_width + per_class * (cell + GAP) + GAP), GAP_GREY, np.uint8
     )
-    for r, digit in enumerate(classes):
-        indices = np.flatnonzero(labels == digit)
-        if rng is not None and len(indices) > per_class:
-            indices = np.sort(rng.choice(indices, per_class, replace=False))
-        top = GAP + r * (tile + GAP)
+    for r, (digit, indices) in enumerate(zip(classes, chosen_rows(labels, classes, per_class, seed))):
+        top = GAP + r * (row_height + GAP)
         sheet[top : top + tile, :label_width] = 255
         corner = (label_width // 4, top + int(tile * 0.75))
         cv2.putText(sheet, str(digit), corner, cv2.FONT_HERSHEY_SIMPLEX, tile / 40, 0, max(1, tile // 24), cv2.LINE_AA)
         for c in range(per_class):
-            left = label_width + GAP + c * (tile + GAP)
-            image = pixels[indices[c]].reshape(side, side).repeat(scale, 0).repeat(scale, 1) if c < len(indices) else 40
-            sheet[top : top + tile, left : left + tile] = image
+            left = label_width + GAP + c * (cell + GAP)
+            if c >= len(indices):
+                sheet[top : top + tile, left : left + cell] = MISSING_GREY
+                continue
+            row = indices[c]
+            sheet[top : top + tile, left + cell - tile : left + cell] = (
+                pixels[row].reshape(side, side).repeat(scale, 0).repeat(scale, 1)
+            )
+            if sources is not None:
+                raw = sources[row]
+                sheet[top : top + tile, left : left + tile] = MISSING_GREY if raw is None else fitted(raw, tile)
+            if captions is not None and captions[row]:
+                place = (left, top + tile + caption_height - 3)
+                cv2.putText(
+                    sheet, captions[row], place, cv2.FONT_HERSHEY_PLAIN, caption_height / 14, 255, 1, cv2.LINE_AA
+                )
     return sheet
+
+
+def caption(decisions: dict[str, str]) -> str:
+    """A manifest row's decisions in a few characters: ``inv`` (turned round), ``p150`` (paper
+    level) or ``local`` (background under uneven light), ``|t+l`` (form lines removed: top,
+    left, ...), ``r6`` (EXIF orientation applied)."""
+    parts = []
+    if decisions.get("inverted") == "1":
+        parts.append("inv")
+    paper = decisions.get("paper", "")
+    if paper == "local":
+        parts.append("local")
+    elif paper not in ("", "0"):
+        parts.append(f"p{paper}")
+    if decisions.get("lines"):
+        parts.append("|" + "+".join(side[0] for side in decisions["lines"].split("+")))
+    if decisions.get("orientation", "1") not in ("", "1"):
+        parts.append(f"r{decisions['orientation']}")
+    return " ".join(parts)
+
+
+def read_sources(paths: list[str], rows: list[int], folder) -> tuple[list[np.ndarray | None], int]:
+    """The raw inputs of the given rows (others None), decoded upright and grey, and how many of
+    them could not be read. A manifest path is tried as written (relative to where the build ran),
+    then relative to ``folder`` (the CSV's)."""
+    from pathlib import Path
+
+    from digitprep.decode import UnusableImage, decode_grey
+
+    images: list[np.ndarray | None] = [None] * len(paths)
+    missing = 0
+    for row in rows:
+        for path in (Path(paths[row]), Path(folder) / paths[row]):
+            try:
+                images[row] = decode_grey(path.read_bytes())
+                break
+            except (OSError, UnusableImage):
+                continue
+        else:
+            missing += 1
+    return images, missing

@@ -149,12 +149,15 @@ def test_manifest_describes_each_row(in_tmp):
     good_folder(in_tmp / "src")
     run("src", "--size", 8, "--out", "m.csv")
     lines = (in_tmp / "m.manifest.csv").read_text().splitlines()
-    assert lines[0] == "path,label,tag,origin,width,height,sha256"
-    path, label, _tag, origin, width, height, digest = lines[1].split(",")
+    assert lines[0] == "path,label,tag,origin,width,height,sha256,orientation,inverted,paper,lines,stroke"
+    path, label, _tag, origin, width, height, digest, *decisions = lines[1].split(",")
     import hashlib
 
     assert (path, label, origin, width, height) == ("src/1/a.png", "1", "src", "120", "120")
     assert digest == hashlib.sha256((in_tmp / "src/1/a.png").read_bytes()).hexdigest()
+    # Dark ink on flat white paper: turned round, the paper at 0 once turned, no lines, upright.
+    assert decisions == ["1", "1", "0", "", ""]
+    assert lines[2].split(",")[7:] == ["1", "0", "0", "", ""]  # light ink on black: as it is
 
 
 def test_labelrow_pngs(in_tmp):

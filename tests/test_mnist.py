@@ -475,9 +475,9 @@ def test_csv_at_28_without_normalisation_is_the_source_pixels(tmp_path, monkeypa
     assert np.array_equal(pixels, images.reshape(30, 784)) and np.array_equal(csv_labels, labels)
     assert classes == tuple(range(10))
     manifest = (tmp_path / "m.manifest.csv").read_text().splitlines()
-    assert manifest[0] == "path,label,tag,origin,width,height,sha256"
+    assert manifest[0] == "path,label,tag,origin,width,height,sha256,orientation,inverted,paper,lines,stroke"
     digest = hashlib.sha256(images[1].tobytes()).hexdigest()
-    assert manifest[2] == f"small-images-idx3-ubyte.gz#1,{labels[1]},,mnist,28,28,{digest}"
+    assert manifest[2] == f"small-images-idx3-ubyte.gz#1,{labels[1]},,mnist,28,28,{digest},1,0,0,,"
     assert (tmp_path / "m.errors.csv").read_text() == "path,reason\n"
     record = json.loads((tmp_path / "m.build.json").read_text())
     assert (record["labels"], record["rows"], record["size"], record["deskew"]) == ("mnist", 30, 28, False)
