@@ -2,8 +2,9 @@
 
 Each image is judged on its own, from the whole of it:
 - **Flat paper** (the cheap path: MNIST, drawings from paint programs, clean scans): at least
-  FLAT_SHARE of the pixels sit exactly at the darkest or the brightest level. That level is the
-  paper, and the ink lies on the other side of it.
+  FLAT_SHARE of the pixels sit exactly at the darkest or the brightest level, and few just off it
+  (else it is grain clipped at black or white). That level is the paper, and the ink lies on the
+  other side of it.
 - **Photographed or scanned paper**: with the light taken out (the image averaged down to a few
   pixels and brought back up), Otsu's threshold splits ink from paper, and the paper is the class
   that is the majority both in the whole image and along its border. The paper is one level (the
@@ -22,7 +23,8 @@ import numpy as np
 
 from digitprep.stroke import stroke_width
 
-FLAT_SHARE = 0.25  # this share of pixels at exactly the darkest (brightest) level: flat paper
+FLAT_SHARE = 0.25  # this share of pixels at exactly the darkest (brightest) level: flat paper...
+NEAR_LEVELS = 8  # ...unless a quarter as many sit within this many levels of it (clipped grain)
 UNEVEN_GAIN = 2  # a local background when it leaves the paper's grain this many times narrower
 LIGHT_SIDE = 16  # the light is judged on a copy this many pixels a side: it varies slowly
 BACKGROUND_SIDE = 256  # the local background is computed on a copy at most this many pixels a side
@@ -46,11 +48,13 @@ def polarity(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(flat, inverted) (n,) bool for (n, H, W) uint8 images: those whose paper is one exact level
     at an end of their range, and those holding dark ink on light paper."""
     n = len(stack)
-    pixels = stack.reshape(n, -1)
-    low, high = pixels.min(axis=1), pixels.max(axis=1)
-    dark_share = (pixels == low[:, None]).mean(axis=1)
-    bright_share = (pixels == high[:, None]).mean(axis=1)
-    dark, bright = dark_share >= FLAT_SHARE, bright_share >= FLAT_SHARE
+    pixels = stack.reshape(n, -1).astype(np.int16)
+    above = pixels - pixels.min(axis=1)[:, None]  # levels above the darkest
+    below = pixels.max(axis=1)[:, None] - pixels  # levels below the brightest
+    dark_share, bright_share = (above == 0).mean(axis=1), (below == 0).mean(axis=1)
+    # Flat, not grain clipped at black or white: few pixels just off the level.
+    dark = (dark_share >= FLAT_SHARE) & (((above > 0) & (above <= NEAR_LEVELS)).mean(axis=1) < dark_share / 4)
+    bright = (bright_share >= FLAT_SHARE) & (((below > 0) & (below <= NEAR_LEVELS)).mean(axis=1) < bright_share / 4)
     inverted = bright & (~dark | (bright_share > dark_share))
     flat = dark | bright
     for i in np.flatnonzero(~flat):
