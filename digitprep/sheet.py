@@ -79,10 +79,11 @@ def contact_sheet(
                 raw = sources[row]
                 sheet[top : top + tile, left : left + tile] = MISSING_GREY if raw is None else fitted(raw, tile)
             if captions is not None and captions[row]:
-                place = (left, top + tile + caption_height - 3)
-                cv2.putText(
-                    sheet, captions[row], place, cv2.FONT_HERSHEY_PLAIN, caption_height / 14, 255, 1, cv2.LINE_AA
-                )
+                # Sized with OpenCV's own measure of the glyphs, so the text stays in its strip.
+                (_, tall), below = cv2.getTextSize(captions[row], cv2.FONT_HERSHEY_PLAIN, 1.0, 1)
+                size = (caption_height - 1) / (tall + below)
+                place = (left, top + tile + caption_height - round(below * size))
+                cv2.putText(sheet, captions[row], place, cv2.FONT_HERSHEY_PLAIN, size, 255, 1, cv2.LINE_AA)
     return sheet
 
 

@@ -248,6 +248,27 @@ def test_show_writes_a_contact_sheet(in_tmp):
     assert np.array_equal(sheet[44:84, 42:82], first_one)  # row of class 1, first tile
 
 
+def test_show_source_draws_each_raw_input_beside_its_row_with_its_decisions(in_tmp):
+    good_folder(in_tmp / "src")
+    run("src", "--size", 20, "--center", "--out", "s.csv")
+    (in_tmp / "src" / "3" / "c.png").unlink()  # a source gone since the build: a dark tile, said once
+    args = ["show", "s.csv", "--source", "--out", "why.png", "--per-class", "1", "--scale", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "3 rows shown beside their sources; 1 source(s) could not be read" in result.output
+    sheet = cv2.imread(str(in_tmp / "why.png"), cv2.IMREAD_GRAYSCALE)
+    caption = max(10, 40 // 4)
+    assert sheet.shape == (10 * (40 + caption + 2) + 2, 40 + 2 + (2 * 40 + 2) + 2)
+    top = 2 + 1 * (40 + caption + 2)  # class 1's row
+    raw, row = sheet[top : top + 40, 42:82], sheet[top : top + 40, 84:124]
+    pixels, _, _ = read_onehot_csv(in_tmp / "s.csv")
+    assert np.array_equal(row, np.kron(pixels[0].reshape(20, 20), np.ones((2, 2), np.uint8)))
+    assert np.array_equal(raw, cv2.resize(drawn_digit("1"), (40, 40), interpolation=cv2.INTER_AREA))
+    assert sheet[top + 40 : top + 40 + caption, 42:124].max() > 200  # "inv" written under the pair
+    top3 = 2 + 3 * (40 + caption + 2)
+    assert (sheet[top3 : top3 + 40, 42:82] == 40).all()  # the missing source
+
+
 def test_an_output_that_cannot_be_written_is_a_one_line_error(in_tmp, monkeypatch):
     from digitprep.atomic import OutputFile
 
