@@ -317,7 +317,7 @@ def build_and_score(out: Path, kind: str, jobs: int, loaded) -> tuple[int, int, 
     from digittrain.data import load_dataset
 
     csv_path = out / f"{kind}.csv"
-    command = [str(Path(sys.executable).parent / "digitprep"), "build", str(out / kind), "--labels", "folder"]
+    command = [sys.executable, "-m", "digitprep", "build", str(out / kind), "--labels", "folder"]
     command += ["--size", str(SIZE), "--deskew", "--center", "--out", str(csv_path), "--jobs", str(jobs), "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True)
     errors = csv_path.with_suffix(".errors.csv")
@@ -329,6 +329,8 @@ def build_and_score(out: Path, kind: str, jobs: int, loaded) -> tuple[int, int, 
     # confusion-matrix PNG beside the model file.
     model, scaler, classes = loaded
     data = load_dataset(csv_path)
+    if not len(data.labels):  # every file skipped
+        return 0, 0, reason
     predicted = np.asarray(classes)[model.predict(scaler.transform(data.pixels))]
     return len(data.labels), int((predicted == data.labels).sum()), reason
 
