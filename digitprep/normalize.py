@@ -78,16 +78,18 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stroke = area >= np.maximum(2, SPECK_FRACTION * area[of])
     keep = of == np.arange(len(area))
     blobs = np.stack((x0, y0, x1, y1), axis=1)
-    while True:  # the digit's box grows with each stroke taken in, until no more come within reach
+    while (stroke & ~keep).any():  # the digit's box grows with each stroke taken in, until no more come within reach
         bx0, by0, bx1, by1 = boxes_of(blobs[keep], image[keep], n).T[:, image]
         near = (x0 < bx1 + reach) & (x1 > bx0 - reach) & (y0 < by1 + reach) & (y1 > by0 - reach)
         grown = keep | (near & stroke)
         if (grown == keep).all():
             break
         keep = grown
-    if not keep.all():
-        dropped = np.r_[False, ~keep][labels.reshape(height, n, pitch)[:, :, :width].transpose(1, 0, 2)]
-        stack = np.where(dropped, 0, stack).astype(np.float32)
+    if not keep.all():  # zero the dropped blobs, in the images that have any
+        specked = np.unique(image[~keep])
+        dropped = np.r_[False, ~keep][labels.reshape(height, n, pitch)[:, specked, :width].transpose(1, 0, 2)]
+        stack = stack.astype(np.float32)  # a copy: the caller's images stay as they were
+        stack[specked] = np.where(dropped, 0, stack[specked])
     bx0, by0, bx1, by1 = boxes_of(blobs[keep], image[keep], n).T
     empty = bx1 == 0
     bx0[empty], by0[empty], bx1[empty], by1[empty] = 0, 0, width, height
@@ -247,10 +249,11 @@ def fit_and_center(stack: np.ndarray, boxes: np.ndarray, size: int, box: float =
     fitted = np.zeros((len(stack), size, size), np.float32)
     for image, (x, y, w, h), width, height, out in zip(stack, boxes.tolist(), widths, heights, fitted):
         small = resized(image[y : y + h, x : x + w], width, height)
-        # The centre of mass by hand: cv2.moments reads an (N, 2) float array as N points.
-        mass = float(small.sum())
-        cx = float(small.sum(axis=0) @ np.arange(width)) / mass if mass else (width - 1) / 2
-        cy = float(small.sum(axis=1) @ np.arange(height)) / mass if mass else (height - 1) / 2
+        # float64: cv2.moments reads an (N, 2) float32 or int32 array as N points, not an image.
+        moments = cv2.moments(small.astype(np.float64))
+        mass = moments["m00"] or 1.0  # a digit that rounds away is centred by its box
+        cx = moments["m10"] / mass if moments["m00"] else (width - 1) / 2
+        cy = moments["m01"] / mass if moments["m00"] else (height - 1) / 2
         right = min(max(round(middle - cx), 0), size - width)
         down = min(max(round(middle - cy), 0), size - height)
         out[down : down + height, right : right + width] = small

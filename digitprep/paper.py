@@ -48,13 +48,14 @@ def polarity(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(flat, inverted) (n,) bool for (n, H, W) uint8 images: those whose paper is one exact level
     at an end of their range, and those holding dark ink on light paper."""
     n = len(stack)
-    pixels = stack.reshape(n, -1).astype(np.int16)
-    above = pixels - pixels.min(axis=1)[:, None]  # levels above the darkest
-    below = pixels.max(axis=1)[:, None] - pixels  # levels below the brightest
-    dark_share, bright_share = (above == 0).mean(axis=1), (below == 0).mean(axis=1)
-    # Flat, not grain clipped at black or white: few pixels just off the level.
-    dark = (dark_share >= FLAT_SHARE) & (((above > 0) & (above <= NEAR_LEVELS)).mean(axis=1) < dark_share / 4)
-    bright = (bright_share >= FLAT_SHARE) & (((below > 0) & (below <= NEAR_LEVELS)).mean(axis=1) < bright_share / 4)
+    pixels = stack.reshape(n, -1)
+    low, high = pixels.min(axis=1)[:, None], pixels.max(axis=1)[:, None]
+    dark_share, bright_share = (pixels == low).mean(axis=1), (pixels == high).mean(axis=1)
+    # Flat, not grain clipped at black or white: few pixels just off the level (uint8 throughout).
+    near_low = np.minimum(low.astype(np.int16) + NEAR_LEVELS, 255).astype(np.uint8)
+    near_high = np.maximum(high.astype(np.int16) - NEAR_LEVELS, 0).astype(np.uint8)
+    dark = (dark_share >= FLAT_SHARE) & ((pixels <= near_low).mean(axis=1) - dark_share < dark_share / 4)
+    bright = (bright_share >= FLAT_SHARE) & ((pixels >= near_high).mean(axis=1) - bright_share < bright_share / 4)
     inverted = bright & (~dark | (bright_share > dark_share))
     flat = dark | bright
     for i in np.flatnonzero(~flat):
