@@ -278,6 +278,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="picks the digits and every random choice [0]")
     parser.add_argument("--out", type=Path, help="write DIR/<kind>/<label>/<index>.<ext> here and keep it [temporary]")
     parser.add_argument("--jobs", type=int, default=0, help="passed to digitprep build --jobs [0 = all cores]")
+    parser.add_argument("--stroke", default="keep", help="passed to digitprep build --stroke [keep]")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
     parser.add_argument("--kinds", help=f"comma-separated subset of: {', '.join(KINDS)}")
     parser.add_argument("--write-only", action="store_true", help="only write the files (implies keeping them)")
@@ -312,13 +313,14 @@ def write_kind(out: Path, kind: str, sources: list[Path], seed: int) -> None:
         path.write_bytes(data)
 
 
-def build_and_score(out: Path, kind: str, jobs: int, loaded) -> tuple[int, int, str]:
+def build_and_score(out: Path, kind: str, jobs: int, loaded, stroke: str = "keep") -> tuple[int, int, str]:
     """digitprep build on out/<kind>; (rows written, rows read correctly, most common skip reason)."""
     from digittrain.data import load_dataset
 
     csv_path = out / f"{kind}.csv"
     command = [sys.executable, "-m", "digitprep", "build", str(out / kind), "--labels", "folder"]
     command += ["--size", str(SIZE), "--deskew", "--center", "--out", str(csv_path), "--jobs", str(jobs), "--quiet"]
+    command += ["--stroke", stroke] if stroke != "keep" else []  # an older digitprep has no --stroke
     done = subprocess.run(command, capture_output=True, text=True)
     errors = csv_path.with_suffix(".errors.csv")
     reasons = Counter(row["reason"] for row in csv.DictReader(errors.open())) if errors.exists() else Counter()
@@ -364,7 +366,7 @@ def main() -> int:
         picked = np.take(order, range(k * per_kind, (k + 1) * per_kind), mode="wrap")
         write_kind(out, kind, [files[i] for i in picked], args.seed)
         if not args.write_only:
-            rows.append((kind, per_kind, *build_and_score(out, kind, args.jobs, loaded)))
+            rows.append((kind, per_kind, *build_and_score(out, kind, args.jobs, loaded, args.stroke)))
             print(f"  {kind}: {rows[-1][3] / per_kind:.3f}", flush=True)
     if rows:
         print(f"\n{'kind':<14}{'files':>7}{'rows':>7}{'skipped':>9}{'accuracy':>10}  most common skip reason")
