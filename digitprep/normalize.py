@@ -22,7 +22,8 @@ from digitprep.paper import FAINT_PEAK, paper_and_ink
 from digitprep.stroke import set_stroke
 
 SPECK_FRACTION = 0.05  # ink blobs under this share of the digit's main blob are specks, not strokes
-NEAR = 0.5  # a stroke of the digit lies within this share of its main blob's longer side from it
+NEAR = 0.5  # a stroke of the digit lies within this share of its main blob's longer side from it...
+STROKE_RATIO = 1.25  # ...and is at most this many times its area (pieces of a broken digit are alike)
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
 INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 REMAP_LIMIT = 32767  # cv2.remap takes images of fewer rows and columns than SHRT_MAX
@@ -48,9 +49,9 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The digit's main blob (8-connected) is the one of greatest mass x nearness to the centre,
     ``area * exp(-2 d**2)`` with d the distance from the image's centre over half its diagonal.
     Other blobs are strokes of the same digit (the bar of a 5, a detached crossbar, the dashes of
-    a broken line) when they hold at least SPECK_FRACTION of its mass and come within NEAR of the
-    main blob's longer side of the digit's box, which grows with each stroke taken in; the rest
-    (specks, smudges away from the digit) are dropped. One connected-components pass labels the
+    a broken line) when they hold from SPECK_FRACTION to STROKE_RATIO of its mass and come within
+    NEAR of the main blob's longer side of the digit's box, which grows with each stroke taken in;
+    the rest (specks, smudges away from the digit) are dropped. One connected-components pass labels the
     whole stack, the images laid side by side with an empty column between them so no blob spans
     two images."""
     n, height, width = stack.shape
@@ -75,7 +76,8 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     main[image[order][last]] = order[last]
     of = main[image]  # each blob's main blob
     reach = NEAR * np.maximum(x1 - x0, y1 - y0)[of]
-    stroke = area >= np.maximum(2, SPECK_FRACTION * area[of])
+    # A stroke is not much bigger than the main blob: a bigger blob that lost on nearness is a smudge.
+    stroke = (area >= np.maximum(2, SPECK_FRACTION * area[of])) & (area <= STROKE_RATIO * area[of])
     keep = of == np.arange(len(area))
     blobs = np.stack((x0, y0, x1, y1), axis=1)
     while (stroke & ~keep).any():  # the digit's box grows with each stroke taken in, until no more come within reach

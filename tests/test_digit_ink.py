@@ -154,3 +154,19 @@ def test_findings_columns_for_a_boxed_digit():
     bare = form.copy()
     bare[0:2], bare[-2:], bare[:, 0:2], bare[:, -2:] = 255, 255, 255, 255
     assert np.array_equal(stack[0], normalize(bare, (20,), NormalizeOptions(center=True))[0])
+
+
+def test_a_strong_smudge_bigger_than_a_faint_digit_leaves_the_digit_as_if_alone():
+    """A faint pencil 7 (ink 60 on black) and, in a corner, a dark smudge (255) twice its area:
+    the digit is chosen, the smudge dropped, and the row is the one the 7 gives on its own,
+    lifted to 255 although the smudge set the image's peak."""
+    seven = np.zeros((100, 100), np.uint8)
+    cv2.line(seven, (35, 30), (65, 30), 60, 3)
+    cv2.line(seven, (65, 30), (45, 70), 60, 3)
+    smudged = seven.copy()
+    smudged[76:100, 0:26] = 255  # 624 px against the 7's 379
+    assert (smudged == 255).sum() > 1.5 * (seven > 0).sum()
+    options = NormalizeOptions(deskew=True, center=True)
+    (alone,), (with_smudge,) = normalize(seven, (20,), options), normalize(smudged, (20,), options)
+    assert with_smudge.max() == 255
+    assert np.abs(with_smudge.astype(int) - alone).max() <= 2  # lifted before the resize alone, after it here
