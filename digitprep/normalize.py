@@ -23,7 +23,8 @@ from digitprep.stroke import set_stroke
 
 SPECK_FRACTION = 0.05  # ink blobs under this share of the digit's main blob are specks, not strokes
 NEAR = 0.5  # a stroke of the digit lies within this share of its main blob's longer side from it...
-STROKE_RATIO = 1.25  # ...and is at most this many times its area (pieces of a broken digit are alike)
+STROKE_RATIO = 1.25  # ...and is at most this many times its area (pieces of a broken digit are alike)...
+SAME_PEN = 0.5  # ...and its mean ink at least this share of the main blob's (a faint smudge is not)
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
 INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 REMAP_LIMIT = 32767  # cv2.remap takes images of fewer rows and columns than SHRT_MAX
@@ -49,9 +50,10 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The digit's main blob (8-connected) is the one of greatest mass x nearness to the centre,
     ``area * exp(-2 d**2)`` with d the distance from the image's centre over half its diagonal.
     Other blobs are strokes of the same digit (the bar of a 5, a detached crossbar, the dashes of
-    a broken line) when they hold from SPECK_FRACTION to STROKE_RATIO of its mass and come within
-    NEAR of the main blob's longer side of the digit's box, which grows with each stroke taken in;
-    the rest (specks, smudges away from the digit) are dropped. One connected-components pass labels the
+    a broken line) when they hold from SPECK_FRACTION to STROKE_RATIO of its area, their mean ink
+    is at least SAME_PEN of its own, and they come within NEAR of the main blob's longer side of the
+    digit's box, which grows with each stroke taken in; the rest (specks, faint or big smudges) are
+    dropped. One connected-components pass labels the
     whole stack, the images laid side by side with an empty column between them so no blob spans
     two images."""
     n, height, width = stack.shape
@@ -79,6 +81,12 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A stroke is not much bigger than the main blob: a bigger blob that lost on nearness is a smudge.
     stroke = (area >= np.maximum(2, SPECK_FRACTION * area[of])) & (area <= STROKE_RATIO * area[of])
     keep = of == np.arange(len(area))
+    waiting = np.unique(image[stroke & ~keep])
+    if len(waiting):  # and drawn with the same pen: as dark, near enough, as the main blob
+        blob_labels = labels.reshape(height, n, pitch)[:, waiting, :width]
+        values = stack[waiting].transpose(1, 0, 2)
+        level = np.bincount(blob_labels.ravel(), values.ravel(), minlength=len(area) + 1)[1:] / area
+        stroke &= level >= SAME_PEN * level[of]
     blobs = np.stack((x0, y0, x1, y1), axis=1)
     while (stroke & ~keep).any():  # the digit's box grows with each stroke taken in, until no more come within reach
         bx0, by0, bx1, by1 = boxes_of(blobs[keep], image[keep], n).T[:, image]
@@ -304,7 +312,7 @@ def normalize_stack(
     if len(ink) == 0:  # OpenCV crashes on empty images: nothing to do, say so early
         return [np.zeros((0, size, size), np.uint8) for size in sizes], blank, findings
     if options.stroke:
-        boxes = digit_ink(ink)[1] if options.center else bounding_boxes(ink)
+        boxes = digit_ink(ink)[1]  # the digit's size sets the disc's, with --center or without
         ink, changes = set_stroke(ink, boxes, options.stroke)
         for i, change in zip(np.flatnonzero(~blank), changes):
             findings.stroke[i] = change

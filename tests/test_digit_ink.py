@@ -170,3 +170,18 @@ def test_a_strong_smudge_bigger_than_a_faint_digit_leaves_the_digit_as_if_alone(
     (alone,), (with_smudge,) = normalize(seven, (20,), options), normalize(smudged, (20,), options)
     assert with_smudge.max() == 255
     assert np.abs(with_smudge.astype(int) - alone).max() <= 2  # lifted before the resize alone, after it here
+
+
+def test_a_faint_smudge_near_the_digit_is_not_one_of_its_strokes():
+    """A grey blurred smudge (a thumb, a shadow) within reach of a dark 6 and smaller than it: a
+    piece drawn with another pen, dropped; the box is the 6's."""
+    six = np.zeros((280, 280), np.float32)
+    cv2.ellipse(six, (140, 170), (40, 40), 0, 0, 360, 255, 12)
+    cv2.line(six, (105, 150), (150, 60), 255, 12)
+    smudge = np.zeros_like(six)
+    cv2.ellipse(smudge, (40, 250), (22, 12), 0, 0, 360, 70, -1)
+    smudged = np.maximum(six, cv2.GaussianBlur(smudge, (0, 0), 3))
+    assert (smudge > 0).sum() < (six > 0).sum()  # smaller than the digit, and within its reach
+    out, box = kept(smudged)
+    assert box == kept(six)[1]
+    assert out[225:275, 10:70].max() < 0.5  # nothing left that counts as ink (INK_LEVEL)
