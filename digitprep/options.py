@@ -133,8 +133,9 @@ HELP = {  # the --help of options that several commands share; the group shows t
     "classes": "Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
     "box": "With --center: share of the side the digit's longer edge is fitted into.",
-    "stroke": "Re-draw the strokes this many pixels wide (of a digit 20 pixels tall, MNIST's box): a number, "
-    "'auto' (MNIST's typical width, 2.9) or 'keep' (as drawn).",
+    "stroke": "Re-draw the strokes this many pixels wide, in pixels of a digit whose longer side is 20 (MNIST's "
+    "box): a width from 0.5 to 10, 'auto' (MNIST's median, 2.9) or 'keep' (as drawn; the default, and the "
+    "better choice for a model trained on MNIST as drawn: see the README).",
     "max_pixels": "Refuse images with more pixels than this (before decoding them).",
     "max_bytes": "Refuse images that decode to more bytes than this (pixels x channels x bytes per sample).",
 }

@@ -88,9 +88,9 @@ def contact_sheet(
 
 
 def caption(decisions: dict[str, str]) -> str:
-    """A manifest row's decisions in a few characters: ``inv`` (turned round), ``p150`` (paper
-    level) or ``local`` (background under uneven light), ``|t+l`` (form lines removed: top,
-    left, ...), ``r6`` (EXIF orientation applied)."""
+    """A manifest row's decisions in a few characters: ``inv`` (inverted), ``p150`` (paper level
+    after inversion; 0 is not shown) or ``local`` (background under uneven light), ``|t+l`` (form
+    lines removed: top, left, ...), ``r6`` (EXIF orientation applied), ``s2.9`` (stroke re-drawn)."""
     parts = []
     if decisions.get("inverted") == "1":
         parts.append("inv")
@@ -103,6 +103,8 @@ def caption(decisions: dict[str, str]) -> str:
         parts.append("|" + "+".join(side[0] for side in decisions["lines"].split("+")))
     if decisions.get("orientation", "1") not in ("", "1"):
         parts.append(f"r{decisions['orientation']}")
+    if decisions.get("stroke"):
+        parts.append("s" + decisions["stroke"].split("->")[-1])
     return " ".join(parts)
 
 
