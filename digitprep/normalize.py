@@ -47,15 +47,14 @@ def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which ink is the digit: (n, H, W) float32 ink-high images with every other ink blob zeroed,
     and the (n, 4) int ``x, y, w, h`` box of what is kept.
 
-    The digit's main blob (8-connected) is the one of greatest mass x nearness to the centre,
+    The digit's main blob (8-connected) is the one of greatest area x nearness to the centre,
     ``area * exp(-2 d**2)`` with d the distance from the image's centre over half its diagonal.
     Other blobs are strokes of the same digit (the bar of a 5, a detached crossbar, the dashes of
     a broken line) when they hold from SPECK_FRACTION to STROKE_RATIO of its area, their mean ink
     is at least SAME_PEN of its own, and they come within NEAR of the main blob's longer side of the
     digit's box, which grows with each stroke taken in; the rest (specks, faint or big smudges) are
-    dropped. One connected-components pass labels the
-    whole stack, the images laid side by side with an empty column between them so no blob spans
-    two images."""
+    dropped. One connected-components pass labels the whole stack, the images laid side by side
+    with an empty column between them so no blob spans two images."""
     n, height, width = stack.shape
     pitch = width + 1
     wide = np.zeros((height, n, pitch), np.uint8)
