@@ -10,6 +10,7 @@ upright, as every image viewer shows them).
 from __future__ import annotations
 
 import io
+import warnings
 
 import cv2
 import numpy as np
@@ -21,6 +22,9 @@ from digitprep.options import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 # the caller reports each one itself, once.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 Image.MAX_IMAGE_PIXELS = None  # the guard here decides, with the user's --max-pixels
+# Pillow warns of a corrupt EXIF block as it opens a JPEG: the pixels are still good (orientation 1),
+# and a warning line per file would break the one-line-per-file report.
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "png"),
@@ -58,9 +62,7 @@ def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> int:
         opened = PngImagePlugin.PngImageFile(io.BytesIO(data)) if fmt == "png" else Image.open(io.BytesIO(data))
         with opened as image:
             (width, height), bands, raw = image.size, len(image.getbands()), str(image.tile[0][3] if image.tile else "")
-            # Only where the tag is already read with the header: a PNG's getexif() would decode it.
-            exif = image.getexif() if "exif" in image.info or fmt == "tiff" else {}
-            orientation = exif.get(ExifTags.Base.Orientation, 1)
+            orientation = exif_orientation(image, fmt)
     except Exception:
         raise UnusableImage(f"truncated or corrupt {fmt.upper()} header") from None
     sample = 2 if ";16" in f"{image.mode};{raw}" else 4 if image.mode in ("I", "F") else 1
@@ -75,6 +77,17 @@ def check_size(data: bytes, fmt: str, max_pixels: int, max_bytes: int) -> int:
             f"over the limit of {max_bytes >> 20} MB"
         )
     return orientation if orientation in range(1, 9) else 1
+
+
+def exif_orientation(image: Image.Image, fmt: str) -> int:
+    """The EXIF orientation tag of an opened image (1: upright, also when there is none, or when
+    its EXIF block cannot be read: the pixels are still good)."""
+    if "exif" not in image.info and fmt != "tiff":  # a PNG's getexif() would decode the whole image
+        return 1
+    try:
+        return image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:
+        return 1
 
 
 def decode_native(

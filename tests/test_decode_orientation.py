@@ -88,3 +88,23 @@ def test_full_range_16_bit_decodes_exactly():
     levels = np.arange(256, dtype=np.uint16).reshape(16, 16)
     grey, _ = decode_image(png_bytes(levels * 257))
     assert np.array_equal(grey, levels.astype(np.uint8))
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # pytest resets the module-level filter per test
+def test_a_corrupt_exif_block_leaves_the_image_readable_and_upright(tmp_path):
+    """The pixels are good: the file decodes as stored, orientation 1, and a build prints nothing
+    about it (Pillow's warning would be a second line for the file)."""
+    import subprocess
+    import sys
+
+    buffer = io.BytesIO()
+    image = Image.fromarray(np.full((40, 30), 230, np.uint8))
+    image.paste(20, (10, 8, 20, 32))  # a dark bar: a digit of sorts
+    image.save(buffer, "JPEG", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7fjunk")
+    grey, orientation = decode_image(buffer.getvalue())
+    assert orientation == 1 and grey.shape == (40, 30) and abs(int(grey[20, 15]) - 20) <= 4
+    (tmp_path / "src" / "1").mkdir(parents=True)
+    (tmp_path / "src" / "1" / "a.jpg").write_bytes(buffer.getvalue())
+    command = [sys.executable, "-m", "digitprep", "build", "src", "--labels", "folder", "--size", "8"]
+    done = subprocess.run([*command, "--out", "x.csv"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "wrote 1 rows to x.csv\n"
