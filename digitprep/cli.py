@@ -148,7 +148,7 @@ def build(
     is_flag=True,
     help="Draw each row's raw input (found through the CSV's manifest) beside it, captioned with what was "
     "decided: inv (inverted), pN (paper level after inversion, when not 0) or local (uneven light), |t+l "
-    "(form lines removed), rN (EXIF orientation applied), sN (stroke re-drawn).",
+    "(form lines removed), oN (EXIF orientation applied), sN (stroke re-drawn).",
 )
 def show(csv_path, out, per_class, scale, seed, source):
     """Write a contact sheet of CSV's samples: one row per class."""

@@ -80,8 +80,8 @@ def contact_sheet(
                 sheet[top : top + tile, left : left + tile] = MISSING_GREY if raw is None else fitted(raw, tile)
             if captions is not None and captions[row]:
                 # Sized with OpenCV's own measure of the glyphs, so the text stays in its strip.
-                (_, tall), below = cv2.getTextSize(captions[row], cv2.FONT_HERSHEY_PLAIN, 1.0, 1)
-                size = (caption_height - 1) / (tall + below)
+                (wide, tall), below = cv2.getTextSize(captions[row], cv2.FONT_HERSHEY_PLAIN, 1.0, 1)
+                size = min((caption_height - 1) / (tall + below), cell / wide)  # in its strip, and in its cell
                 place = (left, top + tile + caption_height - round(below * size))
                 cv2.putText(sheet, captions[row], place, cv2.FONT_HERSHEY_PLAIN, size, 255, 1, cv2.LINE_AA)
     return sheet
@@ -90,7 +90,7 @@ def contact_sheet(
 def caption(decisions: dict[str, str]) -> str:
     """A manifest row's decisions in a few characters: ``inv`` (inverted), ``p150`` (paper level
     after inversion; 0 is not shown) or ``local`` (background under uneven light), ``|t+l`` (form
-    lines removed: top, left, ...), ``r6`` (EXIF orientation applied), ``s2.9`` (stroke re-drawn)."""
+    lines removed: top, left, ...), ``o6`` (EXIF orientation applied), ``s2.9`` (stroke re-drawn)."""
     parts = []
     if decisions.get("inverted") == "1":
         parts.append("inv")
@@ -102,7 +102,7 @@ def caption(decisions: dict[str, str]) -> str:
     if decisions.get("lines"):
         parts.append("|" + "+".join(side[0] for side in decisions["lines"].split("+")))
     if decisions.get("orientation", "1") not in ("", "1"):
-        parts.append(f"r{decisions['orientation']}")
+        parts.append(f"o{decisions['orientation']}")
     if decisions.get("stroke"):
         parts.append("s" + decisions["stroke"].split("->")[-1])
     return " ".join(parts)
