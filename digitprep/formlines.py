@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from digitprep.paper import INK_LEVEL
+
 EDGE_BAND = 0.2  # lines are looked for within this share of the side from each edge
 LINE_LENGTH = 0.9  # a form line crosses at least this share of the crop (a round stroke does not)
 LINE_WIDTH = 0.06  # and is at most this share of its length thick (or LINE_PIXELS): thinner than a stroke
@@ -23,7 +25,6 @@ INNER_SHARE = 0.3  # and has paper just inside it along at least 1 - this share 
 APART_SHARE = 0.85  # a line alone on its side goes when this share of its ink blob is the line itself
 KEEP_SHARE = 0.2  # never leave less than this share of the ink: a digit must not vanish with its lines
 SIDES = ("top", "bottom", "left", "right")
-INK_LEVEL = 0.5
 
 
 def candidates(stack: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from digitprep.formlines import remove_form_lines
 from digitprep.options import MNIST_BOX, NormalizeOptions
-from digitprep.paper import FAINT_PEAK, paper_and_ink
+from digitprep.paper import FAINT_PEAK, INK_LEVEL, paper_and_ink
 from digitprep.stroke import set_stroke
 
 SPECK_FRACTION = 0.05  # ink blobs under this share of the digit's main blob are specks, not strokes
@@ -26,7 +26,6 @@ NEAR = 0.5  # a stroke of the digit lies within this share of its main blob's lo
 STROKE_RATIO = 1.25  # ...and is at most this many times its area (pieces of a broken digit are alike)...
 SAME_PEN = 0.5  # ...and its mean ink at least this share of the main blob's (a faint smudge is not)
 MAX_SKEW = 1.0  # shear limit (45 degrees): beyond it the moments describe a blob, not a slant
-INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink
 REMAP_LIMIT = 32767  # cv2.remap takes images of fewer rows and columns than SHRT_MAX
 
 
@@ -36,11 +35,6 @@ class BlankImage(ValueError):
 
 class ImageTooLarge(ValueError):
     """An image larger than an OpenCV step takes (the reason is the file's error row)."""
-
-
-def ink_boxes(stack: np.ndarray) -> np.ndarray:
-    """(n, 4) int ``x, y, w, h`` of each image's digit (``digit_ink``)."""
-    return digit_ink(stack)[1]
 
 
 def digit_ink(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

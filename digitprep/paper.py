@@ -32,6 +32,7 @@ NOISY_GRAIN = 6  # grain deviating more than this (levels) is smoothed before th
 GRAIN_SIGMA = 1.0  # ...by a Gaussian this wide (pixels)
 PHOTO_MARGIN = 8  # a photo's ink stands at least this far above its paper (levels): no paper is exact
 MIN_INK_CONTRAST = 24  # ink fainter than this above the paper is not a digit: a blank page
+INK_LEVEL = 0.5  # a float pixel at or below this rounds to 0: not ink (the steps after this one)
 FAINT_PEAK = 192  # ink peaking below this is stretched up to 255; stronger is left alone (as MNIST's)
 PAPER_NOISE_SPREADS = 4.5  # paper grain up to this many robust deviations above its level is not ink
 

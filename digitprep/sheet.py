@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from digitprep.decode import UnusableImage, decode_grey
 
 GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
@@ -112,10 +116,6 @@ def read_sources(paths: list[str], rows: list[int], folder) -> tuple[list[np.nda
     """The raw inputs of the given rows (others None), decoded upright and grey, and how many of
     them could not be read. A manifest path is tried as written (relative to where the build ran),
     then relative to ``folder`` (the CSV's)."""
-    from pathlib import Path
-
-    from digitprep.decode import UnusableImage, decode_grey
-
     images: list[np.ndarray | None] = [None] * len(paths)
     missing = 0
     for row in rows:

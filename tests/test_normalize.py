@@ -12,8 +12,8 @@ from digitprep.normalize import (
     centres_and_skews,
     deskew,
     deskew_ink,
+    digit_ink,
     fit_and_center,
-    ink_boxes,
     normalize,
     normalize_stack,
     resized,
@@ -21,6 +21,11 @@ from digitprep.normalize import (
 )
 from digitprep.options import NormalizeOptions
 from digitprep.paper import ink_high, paper_and_ink
+
+
+def ink_boxes(stack):
+    """The digit's box in each image of a stack (``digit_ink``)."""
+    return digit_ink(stack)[1]
 
 
 def resize(image, width, height):
@@ -289,7 +294,7 @@ def test_plain_bounding_boxes_match_the_speck_free_ones_on_clean_ink():
     stack[0, 5:20, 10:14] = 200
     stack[1, 0:30, 0:40] = 1
     stack[2, 29, 39] = 0.4  # below INK_LEVEL: an empty image gets the whole frame
-    from digitprep.normalize import bounding_boxes, ink_boxes
+    from digitprep.normalize import bounding_boxes
 
     assert bounding_boxes(stack).tolist() == [[10, 5, 4, 15], [0, 0, 40, 30], [0, 0, 40, 30]]
     assert np.array_equal(bounding_boxes(stack[:2]), ink_boxes(stack[:2]))
