@@ -264,7 +264,7 @@ def render(out_dir, fonts, jobs, quiet, **settings):
     click.echo(f"wrote {summary.written} PNGs to {out_dir} from {len(summary.used)} fonts; {skipped}", err=True)
 
 
-@main.command(short_help="MNIST IDX or Kaggle CSV -> PNG tree or one-hot CSVs.")
+@main.command(short_help="MNIST IDX files or image tables (CSV, TSV, text) -> PNG tree or one-hot CSVs.")
 @click.argument("sources", nargs=-1, required=True, type=EXISTING_FILE)
 @click.option(
     "--out-dir", type=FOLDER, help="Write OUT_DIR/<digit>/<n>.png (n: position in SOURCES), replacing digit folders."
@@ -274,16 +274,31 @@ def render(out_dir, fonts, jobs, quiet, **settings):
 @options.classes_option
 @options.normalize_options
 @click.option("--origin", default="mnist", help="Origin recorded in the manifest.")
+@options.table_options
 @options.run_options
 @click.pass_context
-def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, stroke, origin, jobs, strict, quiet):
-    """MNIST IDX files (labels found beside their images) or Kaggle CSVs -> a PNG tree or one-hot CSVs."""
+def mnist(
+    ctx, sources, out_dir, out, sizes, classes, deskew, center, box, stroke, origin, jobs, strict, quiet, **table
+):
+    """MNIST IDX files (labels found beside their images) or tables of one image per row -> a PNG tree or
+    one-hot CSVs.
+
+    \b
+    Tables: comma, semicolon, tab or space separated, gzipped or not, with or
+    without a header. For example:
+      label,1x1,...,28x28          Kaggle: the label first
+      pixel1,...,pixel784,class    OpenML: the label last, found by its name
+      784 values a line            labels in --labels-file (digits, one-hot)
+    Pixels: integers 0-255, floats 0-1 or 0-255 (--value-range for others);
+    square images (784: 28x28, 256: 16x16; --shape HxW otherwise).
+    --transpose for EMNIST, whose images are stored transposed."""
+    table = options.table_arguments(**table)
     if (out_dir is None) == (out is None):
         raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
     if out_dir is None:
         config = BuildConfig(sizes, classes, options.NormalizeOptions(deskew, center, box, stroke))
         with Progress(quiet, "normalising") as progress:
-            sets = read_mnist_sets(list(sources))
+            sets = read_mnist_sets(list(sources), **table)
             summary = build_from_images(sets, out, config, origin, jobs, strict, progress.feedback())
         return report_summary(summary, strict, "image(s)")
     csv_only = ("sizes", "classes", "deskew", "center", "box", "stroke", "origin", "strict")
@@ -291,7 +306,7 @@ def mnist(ctx, sources, out_dir, out, sizes, classes, deskew, center, box, strok
     given = [flag for name, flag in flags.items() if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
     if given:
         raise click.UsageError(f"{', '.join(given)} only apply to --out (one-hot CSVs), not to --out-dir")
-    images, labels = concatenate_sets(read_mnist_sets(list(sources)))
+    images, labels = concatenate_sets(read_mnist_sets(list(sources), **table))
     with Progress(quiet, "writing PNGs") as progress:
         count = write_png_tree(images, labels, out_dir, None, "folder", jobs, progress.feedback())
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)

@@ -1,6 +1,7 @@
-"""MNIST's IDX files (gzipped or not; told by their magic numbers, not their names) and Kaggle CSVs read
-into ``(images uint8 (n, 28, 28), labels int64 (n,))``, every header, count and size checked, each
-problem a MnistFormatError naming the file; their MD5-checked download; scikit-learn's 8x8 digits."""
+"""MNIST's IDX files (gzipped or not; told by their magic numbers, not their names) and tables (Kaggle CSVs
+and the like: digitprep.tables) read into ``(images uint8 (n, 28, 28), labels int64 (n,))``, every header,
+count and size checked, each problem a MnistFormatError naming the file; their MD5-checked download;
+scikit-learn's 8x8 digits."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class DownloadError(OSError):
 
 @dataclass(frozen=True)
 class MnistSet:
-    """One source's images and labels: an images IDX file (with its labels file) or a Kaggle CSV."""
+    """One source's images and labels: an images IDX file (with its labels file) or a table."""
 
     path: Path
     images: np.ndarray  # uint8 (n, rows, cols)
@@ -173,24 +174,37 @@ def labels_beside(images_path: Path) -> Path | None:
     return next((c for c in candidates if c != images_path and c.is_file()), None)
 
 
-def read_mnist_sets(paths: list[Path]) -> list[MnistSet]:
-    """Each images IDX file (with the labels file given with it or found beside it) or Kaggle CSV, in order."""
-    from digitprep.tables import read_kaggle_csv  # imported here: tables uses this module's checks
+def read_mnist_sets(paths: list[Path], **table) -> list[MnistSet]:
+    """Each images IDX file (with the labels file given with it or found beside it) or labelled table, in
+    order. TABLE: ``digitprep.tables.read_table``'s keyword arguments (label_column, labels_file,
+    value_range, shape, transpose) for the tables; ``transpose`` turns IDX images too. A table without
+    labels, or a labels file without exactly one table, is a MnistFormatError."""
+    from digitprep.tables import read_table  # imported here: tables uses this module's checks
 
     paths = [Path(p) for p in paths]
     if missing := [p for p in paths if not p.is_file()]:
         raise MnistFormatError(f"{missing[0]}: no such file")
     kinds = {path: file_kind(path) for path in paths}
+    if (labels_file := table.get("labels_file")) is not None and (count := list(kinds.values()).count("csv")) != 1:
+        raise MnistFormatError(f"{labels_file}: --labels-file labels one table, and the sources hold {count}")
     given_labels = {pairing_key(p): p for p in paths if kinds[p] == "labels"}
     sets: list[MnistSet] = []
     for path in paths:
         if kinds[path] == "csv":
-            sets.append(MnistSet(path, *read_kaggle_csv(path)))
+            images, labels = read_table(path, **table)
+            if labels is None:
+                raise MnistFormatError(
+                    f"{path}: no labels (no label column found); give --labels-file FILE or --label-column "
+                    "first|last|NAME, or use `digittrain predict MODEL FILE` for predictions"
+                )
+            sets.append(MnistSet(path, images, labels))
         elif kinds[path] == "images":
             labels_path = given_labels.pop(pairing_key(path), None) or labels_beside(path)
             if labels_path is None:
                 raise MnistFormatError(f"{path}: no labels file given or found beside it (*-labels-idx1-ubyte[.gz])")
             images, labels = read_idx_images(path), read_idx_labels(labels_path)
+            if table.get("transpose"):  # EMNIST's IDX files too store each image transposed
+                images = np.ascontiguousarray(images.transpose(0, 2, 1))
             if len(images) != len(labels):
                 raise MnistFormatError(f"{path}: {len(images)} images but {labels_path} has {len(labels)} labels")
             sets.append(MnistSet(path, images, labels))
@@ -210,9 +224,10 @@ def concatenate_sets(sets: list[MnistSet]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets])
 
 
-def load_mnist(paths: Path | str | list) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 (n, 28, 28), labels int64 (n,)) from IDX files and/or Kaggle CSVs, in order."""
-    return concatenate_sets(read_mnist_sets([paths] if isinstance(paths, (str, Path)) else paths))
+def load_mnist(paths: Path | str | list, **table) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, h, w), labels int64 (n,)) from IDX files and/or labelled tables, in order; TABLE as
+    for ``read_mnist_sets``."""
+    return concatenate_sets(read_mnist_sets([paths] if isinstance(paths, (str, Path)) else paths, **table))
 
 
 def download(url: str, target: Path, md5: str, timeout: float, deadline: float) -> None:

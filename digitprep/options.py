@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -237,3 +238,51 @@ render_options = stacked(
     _render_option("--stroke", "stroke", callback=_range(-0.1, 0.1)),
     _render_option("--glyph-size", "scale", callback=_range(0.2, 1.0)),
 )
+TABLE_HELP = {  # the options of tables (one image per row: digitprep.tables.read_table)
+    "label_column": "Tables: the column holding labels: auto (a header column named label, class, target, digit "
+    "or y; else told from the data), first, last, none (every column a pixel) or a header column NAME.",
+    "labels_file": "Tables: the labels in a file of their own, one per line (plain digits, or ten one-hot 0/1 "
+    "columns), as many as the table has rows; the table then holds pixels only.",
+    "value_range": "Tables: the pixel values' range, scaled to 0-255: auto (0-255, or 0-1 when no value "
+    "exceeds 1), 0-1, 0-255 or any LOW-HIGH (0-16 for scikit-learn's digits).",
+    "shape": "Tables: the images' height and width, e.g. 32x24 [default: the pixel count's square root].",
+    "transpose": "Transpose every image (EMNIST stores its images transposed against MNIST; IDX files too).",
+}
+table_options = stacked(
+    click.option("--label-column", default="auto", help=TABLE_HELP["label_column"]),
+    click.option(
+        "--labels-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=TABLE_HELP["labels_file"]
+    ),
+    click.option("--value-range", default="auto", help=TABLE_HELP["value_range"]),
+    click.option("--shape", metavar="HxW", help=TABLE_HELP["shape"]),
+    click.option("--transpose", is_flag=True, help=TABLE_HELP["transpose"]),
+)
+
+
+def table_arguments(
+    label_column: str = "auto",
+    labels_file: Path | None = None,
+    value_range: str = "auto",
+    shape: str | tuple[int, int] | None = None,
+    transpose: bool = False,
+) -> dict:
+    """The click values of ``table_options`` as ``digitprep.tables.read_table``'s keyword arguments: --shape
+    HxW parsed into (h, w); a bad --shape or --value-range is a one-line click.BadParameter."""
+    from digitprep.tables import parse_value_range  # imported here: tables imports the MNIST readers
+
+    try:
+        parse_value_range(value_range)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--value-range'") from None
+    if isinstance(shape, str):
+        match = re.fullmatch(r"\s*([1-9]\d*)\s*[xX]\s*([1-9]\d*)\s*", shape)
+        if not match:
+            raise click.BadParameter(f"{shape!r} is not HxW with sides >= 1, e.g. 28x28", param_hint="'--shape'")
+        shape = int(match.group(1)), int(match.group(2))
+    return {
+        "label_column": label_column,
+        "labels_file": labels_file,
+        "value_range": value_range,
+        "shape": shape,
+        "transpose": transpose,
+    }

@@ -33,7 +33,7 @@ from digitprep.mnist import (
     read_idx_labels,
     write_idx,
 )
-from digitprep.tables import KAGGLE_HEADER, read_kaggle_csv, write_kaggle_csv
+from digitprep.tables import KAGGLE_HEADER, read_table, write_kaggle_csv
 
 KAGGLE_SAMPLE = SHARED_MNIST / "mnist_test_sample_kaggle.csv"
 
@@ -243,7 +243,7 @@ def test_kaggle_csv_with_or_without_header_loads_the_same(tmp_path):
     assert text.splitlines()[1] == ",".join(map(str, [labels[0], *images[0].ravel()]))
     assert (tmp_path / "without.csv").read_text() == text.split("\n", 1)[1]
     for name in ("with.csv", "without.csv"):
-        loaded_images, loaded_labels = read_kaggle_csv(tmp_path / name)
+        loaded_images, loaded_labels = read_table(tmp_path / name)
         assert np.array_equal(loaded_images, images) and np.array_equal(loaded_labels, labels)
     (tmp_path / "packed.csv.gz").write_bytes(gzip.compress((tmp_path / "without.csv").read_bytes()))
     assert np.array_equal(load_mnist(tmp_path / "packed.csv.gz")[0], images)
@@ -323,10 +323,10 @@ def bad_inputs(folder):
 
     good = ",".join(["3"] + ["0"] * 784)
     csv_texts = {
-        "20x20 Kaggle rows": (",".join(["3"] + ["0"] * 400) + "\n") * 2,
+        "non-square Kaggle rows": (",".join(["3"] + ["0"] * 401) + "\n") * 2,
         "short Kaggle row": KAGGLE_HEADER + "\n" + good + "\n" + ",".join(["3"] + ["0"] * 700) + "\n",
         "long Kaggle row": good + "\n" + good + ",0\n",
-        "non-integer value": good + "\n" + good.replace(",0,", ",1.5,", 1) + "\n",
+        "non-integer label": good + "\n" + "3.5" + good[1:] + "\n",
         "text value": good + "\n" + good.replace(",0,", ",ink,", 1) + "\n",
         "value 256": good + "\n" + good + "\n" + good[:-1] + "256\n",
         "negative value": good + "\n" + good.replace(",0,", ",-1,", 1) + "\n",
@@ -334,10 +334,10 @@ def bad_inputs(folder):
         "empty CSV": "",
     }
     reasons = {
-        "20x20 Kaggle rows": "401 columns, expected 785",
+        "non-square Kaggle rows": "402 columns leave 402 pixels, not a square image; give --shape HxW",
         "short Kaggle row": "data row 2: missing value",
         "long Kaggle row": "line 2 has 786 values, expected 785",
-        "non-integer value": "data row 2, column 2: '1.5' is not an integer 0-255",
+        "non-integer label": "data row 2: label 3.5 is not a digit 0-9",
         "text value": "data row 2, column 2: 'ink' is not an integer",
         "value 256": "data row 3, column 785: '256' is not an integer 0-255",
         "negative value": "data row 2, column 2: '-1' is not an integer",
