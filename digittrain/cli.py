@@ -28,7 +28,7 @@ from digittrain.initializers import initializer
 from digittrain.model import MLP
 from digittrain.modelio import check_input_size, load_model, model_bytes
 from digittrain.optimizers import OPTIMIZERS
-from digittrain.reports import learning_curves_png, results_with
+from digittrain.reports import append_result, check_replaceable, check_results_writable, learning_curves_png
 from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, train
 
 PROCESSED = Path("data/processed")
@@ -261,7 +261,9 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
             )
 
     with OutputSet() as outputs:  # opened now: an output that cannot be written fails before the training
-        results_file = outputs.open(results)
+        check_results_writable(results)  # appended to after the commit, under a lock: not in the set
+        for path in filter(None, (save, plot)):
+            check_replaceable(path)
         model_file = outputs.open(save) if save else None
         plot_file = outputs.open(plot) if plot else None
         click.echo(
@@ -291,7 +293,6 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
             "training_seconds": round(history.seconds, 3),
         }
         finished = datetime.datetime.now().isoformat(timespec="seconds")
-        results_file.write(results_with(results, {"finished": finished, **run, **metrics}))
         if model_file is not None:
             metadata = {
                 "classes": list(classes),
@@ -304,6 +305,8 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
         if plot_file is not None:
             plot_file.write(learning_curves_png(history, f"{train_path.name}: {options.describe()}"))
         outputs.commit()
+    # Only once the model and the plot are in place: a results row always describes a model that exists.
+    append_result(results, {"finished": finished, **run, **metrics})
     if save:
         click.echo(f"Model saved to {save}")
     if plot:
