@@ -20,6 +20,7 @@ import numpy as np
 
 from digitprep.atomic import OutputSet, write_atomic
 from digitprep.csvio import read_build_record
+from digitprep.options import table_arguments, table_options
 from digitprep.split import stratified_split
 from digittrain.activations import ACTIVATIONS
 from digittrain.data import SCALINGS, Scaler, load_dataset
@@ -372,29 +373,45 @@ def evaluate(model_path, test_path, confusion, default_activation):
 
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-def predict(model_path, images):
-    """Print the digit and its probability for each raw image, preprocessed as the model's data was."""
-    from digitprep.decode import UnusableImage
-    from digittrain.predict import image_row, predict_rows, preprocessing_of
+@click.argument("sources", metavar="DATA...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the predictions here as CSV: ImageId,Label for tables (Kaggle's submission layout, ids from 1 "
+    "continuing across tables), File,Label for images [default: print them].",
+)
+@click.option(
+    "--probabilities",
+    is_flag=True,
+    help="Add one column per class, named by its digit, with the model's probability (6 decimals); "
+    "without --out the CSV is printed.",
+)
+@table_options
+def predict(model_path, sources, out, probabilities, **table):
+    """Predict the digit of each image in DATA, preprocessed as the model's training data was.
 
-    model, scaler, metadata = load_model(model_path)
-    size, options, labelrow = preprocessing_of(metadata)
-    if size * size != model.sizes[0]:
-        raise click.ClickException(f"{model_path}: recorded size {size} does not fit {model.sizes[0]} inputs")
-    classes = metadata.get("classes") or list(range(model.sizes[-1]))
-    rows, usable, failed = [], [], 0
-    for path in images:
-        try:
-            rows.append(image_row(path, size, options, labelrow))
-            usable.append(path)
-        except UnusableImage as exc:
-            click.echo(f"{path}: cannot use: {exc}", err=True)
-            failed += 1
-    if rows:
-        for path, (digit, probability) in zip(usable, predict_rows(model, scaler, np.stack(rows), classes)):
-            click.echo(f"{path}: {digit} ({probability:.3f})")
-    if failed:
+    DATA: image files, folders of images (walked as `digitprep build` walks them) or tables of pixel
+    rows (.csv, .tsv, .txt, each optionally .gz; their labels, if any, ignored), not tables and images
+    together. Tables are read as `digitprep mnist` reads them, with the same options."""
+    from digittrain.predict import Predictor, predict_data
+
+    reading = table_arguments(**table)  # how to read the tables; a bad --shape or --value-range fails first
+
+    with OutputSet() as outputs:  # opened before the work: an --out that cannot be written fails now
+        out_file = outputs.open(out) if out else None
+        predictor = Predictor.load(model_path)
+        result = predict_data(predictor, list(sources), reading, lambda line: click.echo(line, err=True))
+        if out_file is not None:
+            out_file.write(result.csv(probabilities))
+            outputs.commit()
+            click.echo(f"{len(result.keys)} predictions written to {out}", err=True)
+        elif probabilities or result.key_name == "ImageId":
+            click.echo(result.csv(probabilities), nl=False)
+        else:
+            for line in result.lines():
+                click.echo(line)
+    if result.failed:
         raise SystemExit(1)
 
 
