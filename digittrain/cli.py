@@ -415,6 +415,32 @@ def predict(model_path, sources, out, probabilities, **table):
         raise SystemExit(1)
 
 
+@main.command("import-weights")
+@click.argument("pickle_path", metavar="FILE.pkl", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Model file (.npz) to write, for `digittrain evaluate` and `predict`.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(list(ACTIVATIONS)),
+    default="sigmoid",
+    show_default=True,
+    help="Activation of every hidden layer (the output is softmax).",
+)
+def import_weights(pickle_path, out, activation):
+    """Pretrained weights pickled as a dict W1..Wn/b1..bn or a list of (W, b) pairs -> a model file.
+
+    The pickle is read through a restricted unpickler: NumPy arrays and plain containers only."""
+    from digittrain.pickled_weights import import_weights as import_pickled
+
+    model = import_pickled(pickle_path, out, activation)
+    hidden = f", {activation} hidden layers" if len(model.sizes) > 2 else ""
+    click.echo(f"{out}: {'-'.join(map(str, model.sizes))}{hidden}, softmax output, inputs /255 (from {pickle_path})")
+
+
 @main.command()
 @click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--hidden", default="4,4", show_default=True, help="Hidden layer sizes, comma-separated.")
