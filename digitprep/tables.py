@@ -417,7 +417,9 @@ def read_labels_file(path: Path, rows: int, table: Path) -> np.ndarray:
     else:
         raise TableFormatError(f"{path}: {values.shape[1]} columns: expected one label per line or ten one-hot columns")
     if len(labels) != rows:
-        raise TableFormatError(f"{path}: {len(labels)} labels for the {rows} rows of {table}; give its labels file")
+        raise TableFormatError(
+            f"{path}: {len(labels)} labels for the {rows} rows of {table}; --labels-file needs one label per row"
+        )
     return labels.astype(np.int64)
 
 

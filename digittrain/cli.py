@@ -282,7 +282,7 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
             "size": round(x.shape[1] ** 0.5),  # what was loaded, whatever --size said
             "train": str(train_path),
             "test": str(test_path or ""),
-            "val_split": val_split,
+            "val_split": "" if test_path else val_split,  # only when the split was used
             **record,
         }
         metrics = {

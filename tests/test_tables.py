@@ -423,7 +423,7 @@ def test_labels_file_rules(tmp_path):
     images, labels = digits(4, seed=24)
     table = write_rows(tmp_path / "pixels.csv", flat(images))
     short = write_rows(tmp_path / "short.txt", labels[:3, None])
-    expected = f"{short}: 3 labels for the 4 rows of {table}; give its labels file"
+    expected = f"{short}: 3 labels for the 4 rows of {table}; --labels-file needs one label per row"
     assert error_of(table, short, labels_file=short) == expected
     assert_cli_refuses(tmp_path, [table], expected, "--labels-file", short)
     not_one_hot = write_rows(tmp_path / "soft.txt", [[0.5, 0.5] + [0] * 8] * 4, sep=" ")
