@@ -12,6 +12,34 @@ Beside it: mnist (IDX files, download), tables (Kaggle CSV), split, mix, augment
 and augment_data (the command), fonts and render, sheet (contact sheets), pngtree (labelled PNG
 trees); parallel (the one process pool), atomic (the one atomic writer), options and classes
 (what the commands share); cli (the `digitprep` command).
+
+From Python, ``digitprep.load_csv(path)`` reads a built data set (OUT.csv, its manifest and build
+record) into a scikit-learn Bunch: uint8 pixels and images, int64 labels (see ``dataset``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from digitprep.csvio import DatasetFormatError
+    from digitprep.dataset import load_csv
+
 __version__ = "0.1.0"
+__all__ = ["DatasetFormatError", "__version__", "load_csv"]
+
+# Loaded on first use: `import digitprep` runs before the command line's Ctrl-C guard
+# (digitprep.__main__) and must not load NumPy; `digitprep.load_csv` still is the function itself.
+_LAZY = {"load_csv": "digitprep.dataset", "DatasetFormatError": "digitprep.csvio"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'digitprep' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

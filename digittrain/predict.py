@@ -7,13 +7,16 @@ pixel rows; a folder is walked for image files the way `digitprep build` walks i
 links followed once); any other file is an image. Tables and images are not mixed in one run: the
 two give different CSV layouts (``ImageId,Label`` for tables, Kaggle's submission layout, and
 ``File,Label`` for images).
+
+``Predictor`` is also the Python API's model (``digittrain.load_model``): ``predict`` and
+``predict_proba`` on pixel rows as digitprep's CSVs hold them, ``preprocess`` for raw images.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +72,32 @@ def predict_rows(model: MLP, scaler: Scaler, rows: np.ndarray, classes: list[int
     return [(int(classes[i]), float(p[i])) for i, p in zip(best, probabilities)]
 
 
+def pixel_values(array, shape: str, ndim: int, what: str) -> np.ndarray:
+    """``array`` as an ndarray of ``ndim`` dimensions holding pixel values 0-255 (any integer or
+    float dtype); a one-line ValueError naming ``what`` and the ``shape`` expected otherwise."""
+    values = np.asarray(array)
+    if values.ndim != ndim:
+        raise ValueError(f"expected {what} of shape {shape}, got {values.shape}")
+    if values.dtype.kind not in "uif":
+        raise ValueError(
+            f"expected {what} of numbers (pixel values 0-255, uint8 as digitprep writes), got dtype {values.dtype}"
+        )
+    if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 255):
+        raise ValueError(
+            f"values of {what} outside 0-255 ({values.min()} to {values.max()}): give pixel values as "
+            "digitprep writes them, the model scales them itself"
+        )
+    return values
+
+
 @dataclass(frozen=True)
 class Predictor:
     """A model with what its inputs must be: ``size`` x ``size`` images normalised with ``options``
-    (and, with ``labelrow``, image files whose first row holds the label, cut off)."""
+    (and, with ``labelrow``, image files whose first row holds the label, cut off).
+
+    From Python (``digittrain.load_model``): ``predict(X)`` and ``predict_proba(X)`` take pixel rows
+    exactly as digitprep's CSVs hold them, the input scaling stored in the model applied inside;
+    ``preprocess(images)`` turns raw images into such rows; ``classes``, ``sizes``, ``metadata``."""
 
     model: MLP
     scaler: Scaler
@@ -80,24 +105,72 @@ class Predictor:
     size: int
     options: NormalizeOptions
     labelrow: bool = False
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
-    def load(cls, path: Path) -> Predictor:
-        """A model file and its recorded preprocessing; ModelFileError when they do not fit."""
-        model, scaler, metadata = load_model(path)
+    def load(cls, path: Path, default_activation: str = "sigmoid") -> Predictor:
+        """A model file (``.npz``, as ``digittrain --save`` writes) and its recorded preprocessing.
+        A bare ``W1..Wn``/``b1..bn`` file gets ``default_activation`` hidden layers, inputs /255 and
+        classes 0..outputs-1. ModelFileError (a ValueError, one line naming the file) when the file
+        is not such a model or its metadata do not fit its arrays."""
+        model, scaler, metadata = load_model(path, default_activation)
         size, options, labelrow = preprocessing_of({"input_size": model.sizes[0], **metadata})
         if size * size != model.sizes[0]:
             raise ModelFileError(f"{path}: recorded size {size} does not fit {model.sizes[0]} inputs")
         classes = tuple(int(c) for c in metadata.get("classes") or range(model.sizes[-1]))
         if len(classes) != model.sizes[-1]:
             raise ModelFileError(f"{path}: {model.sizes[-1]} outputs but {len(classes)} classes")
-        return cls(model, scaler, classes, size, options, labelrow)
+        return cls(model, scaler, classes, size, options, labelrow, metadata)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer widths, inputs first (``[400, 256, 256, 10]``)."""
+        return list(self.model.sizes)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """uint8 pixel rows (n, size * size) -> float32 class probabilities (n, classes)."""
         if not len(rows):
             return np.zeros((0, len(self.classes)), np.float32)
         return self.model.predict_proba(self.scaler.transform(rows))
+
+    def pixel_rows(self, X) -> np.ndarray:
+        """``X`` checked to be pixel rows this model takes: (n, size * size), values 0-255."""
+        width = self.model.sizes[0]
+        rows = pixel_values(X, f"(n, {width})", 2, "X")
+        if rows.shape[1] != width:
+            raise ValueError(
+                f"X has {rows.shape[1]} columns, but this model takes {width}: "
+                f"rows of {self.size}x{self.size} pixels, as digitprep's CSVs hold them"
+            )
+        return rows
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Pixel rows (n, size * size), uint8 or any numbers 0-255 as in digitprep's CSVs (a
+        DataFrame too) -> float32 (n, len(classes)) probabilities, columns in ``classes`` order.
+        ValueError (one line, naming the width expected) for any other shape or values."""
+        return self.probabilities(self.pixel_rows(X)).astype(np.float32, copy=False)
+
+    def predict(self, X) -> np.ndarray:
+        """Pixel rows (n, size * size) as for ``predict_proba`` -> int64 (n,) the most probable digit
+        of each row (the digit itself, taken from ``classes``)."""
+        rows = self.pixel_rows(X)
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        return np.asarray(self.classes, np.int64)[self.model.predict(self.scaler.transform(rows))]
+
+    def preprocess(self, images) -> np.ndarray:
+        """Raw grey images (n, height, width), values 0-255, any size, dark ink on light paper or
+        the reverse -> uint8 pixel rows (n, size * size) for ``predict``: normalised as the model's
+        training data was (size, deskew, centre, box and stroke recorded in the model), as
+        `digittrain predict` normalises a table's images. An image where no ink stands out gives an
+        all-zero row. A ``labelrow`` model's label row is not cut here: give the digit alone."""
+        stack = pixel_values(images, "(n, height, width): grey images", 3, "images")
+        if 0 in stack.shape[1:]:
+            raise ValueError(f"expected images of at least one pixel, got shape {stack.shape}")
+        if stack.dtype.kind == "f":
+            stack = np.rint(stack)
+        rows, _ = table_rows(stack.astype(np.uint8, copy=False), self.size, self.options)
+        return rows
 
 
 @dataclass
@@ -117,21 +190,51 @@ class Predictions:
         """int64 (n,): the most probable class of each row."""
         return np.asarray(self.classes, np.int64)[self.probabilities.argmax(axis=1)]
 
-    def csv(self, with_probabilities: bool = False) -> bytes:
-        """``KEY,Label`` lines under their header (Kaggle's submission layout for tables), with
-        ``with_probabilities`` one more column per class, named by its digit, PROBABILITY_DECIMALS
-        decimals."""
-        header = [self.key_name, "Label"] + ([str(c) for c in self.classes] if with_probabilities else [])
-        rows = [[key, digit] for key, digit in zip(self.keys, self.digits.tolist())]
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable classes of each row, most probable first: (int64 digits (n, k),
+        float32 probabilities (n, k)). Equal probabilities keep class order, so column 0 is
+        ``digits``. ValueError unless 1 <= k <= len(classes)."""
+        if not 1 <= k <= len(self.classes):
+            raise ValueError(f"top {k}: the model has {len(self.classes)} classes")
+        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        digits = np.asarray(self.classes, np.int64)[order]
+        return digits, np.take_along_axis(self.probabilities, order, axis=1)
+
+    def csv(self, with_probabilities: bool = False, top: int = 0) -> bytes:
+        """``KEY,Label`` lines under their header (Kaggle's submission layout for tables); with
+        ``top`` K, ``Probability`` (the Label's) then ``Label_2,Probability_2`` ... ``Label_K,
+        Probability_K``, the next most probable digits; with ``with_probabilities`` one more column
+        per class, named by its digit. Probabilities have PROBABILITY_DECIMALS decimals."""
+        header, rows = [self.key_name, "Label"], [[key, digit] for key, digit in zip(self.keys, self.digits.tolist())]
+        if top:
+            digits, values = self.top(top)
+            header.append("Probability")
+            for rank in range(2, top + 1):
+                header += [f"Label_{rank}", f"Probability_{rank}"]
+            for row, ranked, text in zip(rows, digits.tolist(), _decimals(values)):
+                row.append(text[0])
+                for digit, value in zip(ranked[1:], text[1:]):
+                    row += [digit, value]
         if with_probabilities:
-            text = np.char.mod(f"%.{PROBABILITY_DECIMALS}f", self.probabilities.astype(np.float64)).tolist()
-            rows = [row + values for row, values in zip(rows, text)]
+            header += [str(c) for c in self.classes]
+            rows = [row + values for row, values in zip(rows, _decimals(self.probabilities))]
         return csv_lines([header, *rows])
 
-    def lines(self) -> list[str]:
-        """``key: digit (probability)`` per row, as a person reads them."""
-        best = self.probabilities.max(axis=1).tolist() if len(self.keys) else []
-        return [f"{key}: {digit} ({p:.3f})" for key, digit, p in zip(self.keys, self.digits.tolist(), best)]
+    def lines(self, top: int = 1) -> list[str]:
+        """``key: digit (probability)`` per row, as a person reads them; with ``top`` K the K most
+        probable digits, ``key: 3 (0.912), 8 (0.050), 5 (0.020)``."""
+        if not len(self.keys):
+            return []
+        digits, values = self.top(top)
+        return [
+            f"{key}: " + ", ".join(f"{digit} ({p:.3f})" for digit, p in zip(d, v))
+            for key, d, v in zip(self.keys, digits.tolist(), values.tolist())
+        ]
+
+
+def _decimals(probabilities: np.ndarray) -> list[list[str]]:
+    """Probabilities as text with PROBABILITY_DECIMALS decimals, row by row."""
+    return np.char.mod(f"%.{PROBABILITY_DECIMALS}f", probabilities.astype(np.float64)).tolist()
 
 
 def is_table(path: Path) -> bool:
@@ -187,7 +290,7 @@ def table_rows(images: np.ndarray, size: int, options: NormalizeOptions) -> tupl
         chunk = images[start : start + step]
         (stack,), chunk_blank, _ = normalize_stack(chunk, (size,), options)
         kept = start + np.flatnonzero(~chunk_blank)
-        rows[kept] = stack.reshape(len(stack), -1)
+        rows[kept] = stack.reshape(len(stack), size * size)  # not -1: a chunk may be all blank, 0 images
         blank[start : start + len(chunk)] = chunk_blank
     return rows, blank
 
