@@ -5,6 +5,10 @@ its work into tasks and runs them through ``parallel_map``: the standard library
 one BLAS and OpenCV thread per worker (the pool already uses every core), ``jobs`` capped at the
 number of tasks, and ``jobs`` <= 1 run in this process. A task's result must depend on the task
 alone, so the output is the same bytes whatever ``jobs`` is.
+
+A task of many items tells how far it has got with ``advance``: the counts reach the caller's
+``on_progress`` while the task still runs (through a queue from the workers), so a progress bar
+moves file by file rather than chunk by chunk.
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from digitprep.atomic import signals_held
 
 RESULTS_AHEAD = 2  # per worker: tasks handed out before the oldest result is taken
+POLL_SECONDS = 0.1  # how often the workers' counts are passed on while a result is awaited
+
+_report: Callable[[int], None] | None = None  # where ``advance`` sends its counts
 
 
 @dataclass(frozen=True)
 class Feedback:
     """What a run tells its caller as it goes: each input skipped (path, reason), how many inputs
-    there are, and how many more are done."""
+    there are, and how many more are done (as the workers finish them, in any order: the counts
+    add up to the total)."""
 
     on_skip: Callable[[str, str], None] = lambda path, reason: None
     on_start: Callable[[int], None] = lambda total: None
@@ -48,10 +56,20 @@ def worker_count(jobs: int, tasks: int) -> int:
     return max(1, min(jobs or os.cpu_count() or 1, tasks))
 
 
-def _start_worker() -> None:
+def advance(n: int = 1) -> None:
+    """Count ``n`` more items of the running task done: passed on to the ``on_progress`` of the
+    ``parallel_map`` running it, from this process or a worker (nothing when it was given none)."""
+    if _report is not None and n:
+        _report(n)
+
+
+def _start_worker(counts) -> None:
     """Set up a worker process: single-threaded libraries, Ctrl-C left to the main process (which
-    ends the workers), and an exit without a traceback as soon as the main process is gone."""
+    ends the workers), ``advance`` counting on ``counts`` (a SimpleQueue, or None), and an exit
+    without a traceback as soon as the main process is gone."""
+    global _report
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _report = None if counts is None else counts.put
     import cv2
     from threadpoolctl import threadpool_limits
 
@@ -73,18 +91,46 @@ def _context():
     return multiprocessing.get_context(method)
 
 
+def _passed_on(counts, on_progress: Callable[[int], None]) -> None:
+    """Every count the workers have sent so far, to ``on_progress``."""
+    while not counts.empty():
+        on_progress(counts.get())
+
+
+def _awaited(future: Future, counts, on_progress: Callable[[int], None] | None):
+    """The future's result; meanwhile the workers' counts passed on every POLL_SECONDS. A worker's
+    counts are in the queue before its result is sent (SimpleQueue.put writes at once), so all of
+    this task's have been passed on when it returns."""
+    if counts is None:
+        return future.result()
+    while not wait([future], POLL_SECONDS).done:
+        _passed_on(counts, on_progress)
+    _passed_on(counts, on_progress)
+    return future.result()
+
+
 @contextlib.contextmanager
-def parallel_map(function: Callable, tasks: Iterable, jobs: int = 0) -> Iterator[Iterator]:
+def parallel_map(
+    function: Callable, tasks: Iterable, jobs: int = 0, on_progress: Callable[[int], None] | None = None
+) -> Iterator[Iterator]:
     """A context giving the iterator of ``function(task)`` for each task, in task order, computed
     on ``worker_count(jobs, len(tasks))`` processes (``function`` must be a module-level function).
-    Leaving the block early ends the workers at once. An exception raised by a task is raised
-    here; a worker that dies raises WorkerDied."""
+    The counts ``function`` gives ``advance`` reach ``on_progress`` in this process, as they come
+    (while the iterator is being read). Leaving the block early ends the workers at once. An
+    exception raised by a task is raised here; a worker that dies raises WorkerDied."""
+    global _report
     tasks = list(tasks)
     jobs = worker_count(jobs, len(tasks))
     if jobs == 1:
-        yield map(function, tasks)
+        outer, _report = _report, on_progress
+        try:
+            yield map(function, tasks)
+        finally:
+            _report = outer
         return
-    pool = ProcessPoolExecutor(jobs, mp_context=_context(), initializer=_start_worker)
+    context = _context()
+    counts = None if on_progress is None else context.SimpleQueue()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(counts,))
     finished = False
 
     def results() -> Iterator:
@@ -95,9 +141,9 @@ def parallel_map(function: Callable, tasks: Iterable, jobs: int = 0) -> Iterator
                 with signals_held():  # a worker it starts is known to the pool before Ctrl-C can end the run
                     pending.append(pool.submit(function, task))
                 if len(pending) > RESULTS_AHEAD * jobs:
-                    yield pending.popleft().result()
+                    yield _awaited(pending.popleft(), counts, on_progress)
             while pending:
-                yield pending.popleft().result()
+                yield _awaited(pending.popleft(), counts, on_progress)
         except BrokenProcessPool:
             raise WorkerDied("a worker process died (killed or out of memory)") from None
         finished = True
@@ -114,3 +160,5 @@ def parallel_map(function: Callable, tasks: Iterable, jobs: int = 0) -> Iterator
             for worker in workers:
                 worker.join()
         pool.shutdown(wait=True, cancel_futures=True)
+        if counts is not None:
+            counts.close()
