@@ -22,7 +22,7 @@ from digitprep.augment import AugmentStrengths, augment_stack, copy_keys
 from digitprep.build import BuildConfig, decode_file, read_file
 from digitprep.csvio import DatasetWriter, csv_lines, encode_onehot_rows, read_dataset
 from digitprep.paper import ink_high
-from digitprep.parallel import NO_FEEDBACK, Feedback, parallel_map
+from digitprep.parallel import NO_FEEDBACK, Feedback, advance, parallel_map
 from digitprep.pngtree import encode_png
 from digitprep.sources import Candidate, find_candidates
 
@@ -159,6 +159,7 @@ def augment_files(
     for position, (candidate, relative) in enumerate(items):
         data = read_file(candidate)
         outcome = data if isinstance(data, str) else decode_file(candidate, data, config)
+        advance()  # counted once decoded, as `build` counts
         if isinstance(outcome, str):
             errors.append((candidate.display, outcome))
         else:
@@ -196,12 +197,11 @@ def augment_tree(
     with OutputSet() as outputs:
         staging = outputs.folder(out_dir)
         tasks = [(items[i : i + chunk], job, staging, out_dir) for i in range(0, len(items), chunk)]
-        with parallel_map(augment_files, tasks, jobs) as results:
-            for task, (written, errors) in zip(tasks, results):
+        with parallel_map(augment_files, tasks, jobs, feedback.on_progress) as results:
+            for written, errors in results:
                 summary.written += written
                 summary.skipped.extend(errors)
                 for path, reason in errors:
                     feedback.on_skip(path, reason)
-                feedback.on_progress(len(task[0]))
         outputs.commit()
     return summary

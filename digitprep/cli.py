@@ -6,25 +6,31 @@ SIGTERM stops a run through Ctrl-C's clean-up (temporaries removed, workers ende
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
+from tqdm import tqdm
 
 from digitprep import __version__, options
 from digitprep.atomic import write_atomic
 from digitprep.augment_data import AugmentJob, augment_csv, augment_tree
-from digitprep.build import BuildConfig, build_dataset, build_from_images
+from digitprep.build import BuildConfig, NothingWritten, build_dataset, build_from_images, data_warnings, skip_lines
 from digitprep.csvio import read_dataset, read_onehot_csv, sidecar_path
+from digitprep.figures import figure_format
 from digitprep.fonts import default_font_dirs
 from digitprep.mix import mix_files
 from digitprep.mnist import concatenate_sets, load_sklearn_digits, read_mnist_sets
 from digitprep.parallel import Feedback, WorkerDied
-from digitprep.pngtree import encode_png, write_png_tree
+from digitprep.pngtree import write_png_tree
+from digitprep.progressbar import progress_bar
 from digitprep.render import render_font_digits
-from digitprep.sheet import caption, chosen_rows, contact_sheet, read_sources
+from digitprep.sheet import DEFAULT_DPI, caption, chosen_rows, contact_sheet, encode_sheet, read_sources
 from digitprep.sources import LABEL_MODES
 from digitprep.split import split_file
 
@@ -32,7 +38,7 @@ FILE = click.Path(dir_okay=False, path_type=Path)
 FOLDER = click.Path(file_okay=False, path_type=Path)
 EXISTING = click.Path(exists=True, path_type=Path)
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
+FRACTION = options.FiniteFloat(0, 1, min_open=True, max_open=True)
 
 
 def _terminated(signum, frame):
@@ -54,39 +60,70 @@ class Commands(click.Group):
 
 
 class Progress(contextlib.ExitStack):
-    """A progress bar on stderr when it is a terminal; silent otherwise or with --quiet."""
+    """A progress bar on stderr (``123/400 files, 24.00 files/s``, redrawn every second) when it is a
+    terminal and not --quiet; nothing otherwise. Lines printed during the work go above it."""
 
-    def __init__(self, quiet: bool, label: str):
+    def __init__(self, quiet: bool, label: str, unit: str = "files"):
         super().__init__()
         self.quiet, self.enabled = quiet, not quiet and sys.stderr.isatty()
-        self.label = label
+        self.label, self.unit = label, unit
         self.bar = None
 
     def feedback(self) -> Feedback:
         """The bar's start and advance, and a line per skipped input unless --quiet."""
         return Feedback(
-            lambda path, reason: self.quiet or click.echo(f"skipped {path}: {reason}", err=True),
+            lambda path, reason: self.quiet or self.echo(f"skipped {path}: {reason}"),
             self.start,
             self.advance,
         )
 
-    def start(self, total: int) -> None:
+    def echo(self, line: str) -> None:
+        """A line on stderr, on its own above the bar (which is cleared and drawn again below it)."""
         if self.enabled:
-            self.bar = self.enter_context(click.progressbar(length=total, label=self.label, file=sys.stderr))
+            tqdm.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
+
+    def start(self, total: int) -> None:
+        if not self.enabled:
+            return
+        self.bar = self.enter_context(progress_bar(total, self.label, self.unit))
+        self.enter_context(warnings.catch_warnings())
+        warnings.showwarning = self.warn
+        stop = threading.Event()
+        redraw = threading.Thread(target=self.redraw, args=(stop,), daemon=True)
+        redraw.start()
+        self.callback(redraw.join)
+        self.callback(stop.set)
 
     def advance(self, n: int) -> None:
         if self.bar is not None:
             self.bar.update(n)
 
+    def redraw(self, stop: threading.Event) -> None:
+        # tqdm draws only when a count arrives: a file that takes long would stop the clock.
+        while not stop.wait(1):
+            self.bar.refresh()
 
-def report_summary(summary, strict: bool, what: str) -> None:
-    """The last line of a CSV-writing command, or its --strict failure."""
+    def warn(self, message, category, filename, lineno, file=None, line=None) -> None:
+        """Python's warnings while the bar is shown (warnings.showwarning), above it."""
+        self.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"))
+
+
+def report_summary(summary, strict: bool, what: str, warnings: list[str] = ()) -> None:
+    """The last line of a CSV-writing command after its ``warnings``, or its --strict failure."""
     if strict and summary.skipped:
         raise click.ClickException(f"--strict: {summary.skipped} {what} could not be used; nothing written")
+    echo_lines(warnings)
     skipped = ""
     if summary.skipped:
         skipped = f"; skipped {summary.skipped} (see {sidecar_path(summary.outputs[0], 'errors')})"
     click.echo(f"wrote {summary.written} rows to {', '.join(map(str, summary.outputs))}{skipped}", err=True)
+
+
+def echo_lines(lines) -> None:
+    for line in lines:
+        click.echo(line, err=True)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -106,10 +143,17 @@ def main():
     pattern_help="Regex searched in each file name (without extension) with named groups 'label' and optional 'tag'.",
 )
 @options.classes_option
-@options.normalize_options
+@options.normalize_options(True)
 @click.option("--origin", help="Origin recorded in the manifest [default: each source folder's name].")
 @options.limit_options
-@options.run_options
+@options.jobs_option
+@options.strict_option
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="No progress bar, no 'Found' line and no skip summary (shown still when nothing is written); warnings stay.",
+)
 def build(
     sources,
     sizes,
@@ -130,16 +174,28 @@ def build(
     """Decode, normalise and resize labelled images under SOURCES into one-hot CSVs."""
     normalize = options.NormalizeOptions(deskew, center, box, stroke)
     config = BuildConfig(sizes, classes, normalize, label_mode == "labelrow", **limits)
-    with Progress(quiet, "decoding") as progress:
-        summary = build_dataset(
-            list(sources), out, config, label_mode, pattern, origin, jobs, strict, progress.feedback()
-        )
-    report_summary(summary, strict, "file(s)")
+    found = (lambda census: None) if quiet else (lambda census: click.echo(census.line(), err=True))
+    try:
+        with Progress(quiet, "decoding") as progress:
+            # Skipped files are told once per kind of reason at the end (skip_lines), not one by one.
+            feedback = dataclasses.replace(progress.feedback(), on_skip=lambda path, reason: None)
+            summary = build_dataset(
+                list(sources), out, config, label_mode, pattern, origin, jobs, strict, feedback, found
+            )
+    except NothingWritten as exc:
+        echo_lines(skip_lines(exc.summary))
+        raise
+    if not quiet:
+        echo_lines(skip_lines(summary))
+    report_summary(summary, strict, "file(s)", data_warnings(summary, config))
 
 
 @main.command()
 @click.argument("csv_path", metavar="CSV", type=EXISTING_FILE)
-@click.option("--out", type=FILE, required=True, help="PNG file to write.")
+@click.option("--out", type=FILE, required=True, help="Sheet to write: .png, .pdf or .svg, from the name.")
+@click.option(
+    "--dpi", type=click.IntRange(20, 1200), default=DEFAULT_DPI, help="Sheet pixels per inch (its printed size)."
+)
 @click.option("--per-class", type=click.IntRange(1, 100), default=12, help="Samples shown per class.")
 @click.option("--scale", type=click.IntRange(0, 32), default=0, help="Pixel magnification; 0 = automatic.")
 @click.option("--seed", type=int, help="Pick random samples with this seed [default: the first rows].")
@@ -150,11 +206,15 @@ def build(
     "decided: inv (inverted), pN (paper level after inversion, when not 0) or local (uneven light), |t+l "
     "(form lines removed), oN (EXIF orientation applied), sN (stroke re-drawn).",
 )
-def show(csv_path, out, per_class, scale, seed, source):
+def show(csv_path, out, dpi, per_class, scale, seed, source):
     """Write a contact sheet of CSV's samples: one row per class."""
+    try:
+        fmt = figure_format(out)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--out'") from None
     if not source:
         pixels, labels, classes = read_onehot_csv(csv_path)
-        write_atomic(out, encode_png(contact_sheet(pixels, labels, classes, per_class, scale, seed)))
+        write_atomic(out, encode_sheet(contact_sheet(pixels, labels, classes, per_class, scale, seed), fmt, dpi))
         click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
         return
     data = read_dataset(csv_path)
@@ -163,7 +223,7 @@ def show(csv_path, out, per_class, scale, seed, source):
     sources, missing = read_sources(paths, rows, csv_path.parent)
     captions = [caption(dict(zip(data.manifest_header, row))) for row in data.manifest_rows]
     sheet = contact_sheet(data.pixels, data.labels, data.classes, per_class, scale, seed, sources, captions)
-    write_atomic(out, encode_png(sheet))
+    write_atomic(out, encode_sheet(sheet, fmt, dpi))
     unread = f"; {missing} source(s) could not be read, shown dark" if missing else ""
     click.echo(f"wrote {out} ({len(rows)} rows shown beside their sources{unread})", err=True)
 
@@ -193,7 +253,7 @@ def augment(src, out, out_dir, copies, seed, keep_originals, label_mode, pattern
         job = AugmentJob(options.AugmentStrengths(**strengths), copies, seed, keep_originals, classes)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    with Progress(quiet, "augmenting") as progress:
+    with Progress(quiet, "augmenting", "rows" if out is not None else "files") as progress:
         if out is not None:
             summary = augment_csv(src, out, job, jobs, progress.feedback())
         else:
@@ -250,7 +310,7 @@ def render(out_dir, fonts, jobs, quiet, **settings):
     """Render labelled digit PNGs from every usable TrueType/OpenType font, with seeded variations."""
     config = options.RenderConfig(**settings)
     locations = list(fonts) or default_font_dirs()
-    with Progress(quiet, "rendering") as progress:
+    with Progress(quiet, "rendering", "images") as progress:
         summary = render_font_digits(locations, out_dir, config, jobs, progress.feedback())
     if not quiet:
         for face in summary.used:
@@ -272,7 +332,7 @@ def render(out_dir, fonts, jobs, quiet, **settings):
 @click.option("--out", type=FILE, help=options.HELP["out"])
 @options.sizes_option(28)
 @options.classes_option
-@options.normalize_options
+@options.normalize_options(False)
 @click.option("--origin", default="mnist", help="Origin recorded in the manifest.")
 @options.table_options
 @options.run_options
@@ -297,7 +357,7 @@ def mnist(
         raise click.UsageError("give either --out-dir (PNG tree) or --out (one-hot CSVs)")
     if out_dir is None:
         config = BuildConfig(sizes, classes, options.NormalizeOptions(deskew, center, box, stroke))
-        with Progress(quiet, "normalising") as progress:
+        with Progress(quiet, "normalising", "images") as progress:
             sets = read_mnist_sets(list(sources), **table)
             summary = build_from_images(sets, out, config, origin, jobs, strict, progress.feedback())
         return report_summary(summary, strict, "image(s)")

@@ -15,6 +15,8 @@ from digitprep.classes import parse_classes
 DEFAULT_MAX_PIXELS = 64_000_000  # a 64-megapixel scan; anything larger is treated as a bomb
 DEFAULT_MAX_BYTES = 256 << 20  # decoded: a 64-megapixel 8-bit RGB photo passes, 16-bit RGBA (512 MB) does not
 MNIST_BOX = 20 / 28  # MNIST fits each digit into a 20x20 box inside its 28x28 frame
+MIN_BOX = 0.05  # --box below this leaves a digit of a pixel or two
+STROKE_WIDTHS = (0.5, 10.0)  # --stroke's range, pixels of a 20-pixel digit
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,15 @@ class NormalizeOptions:
     center: bool = False
     box: float = MNIST_BOX
     stroke: float = 0.0  # strokes re-drawn this wide (pixels of a 20-pixel digit); 0: as drawn
+
+    def __post_init__(self):
+        # The command line's bounds, checked again for callers of the library: a NaN box once
+        # turned every row to zeros without a word.
+        if not MIN_BOX <= self.box <= 1:
+            raise ValueError(f"box must be a share from {MIN_BOX} to 1, not {self.box}")
+        low, high = STROKE_WIDTHS
+        if self.stroke != 0 and not low <= self.stroke <= high:
+            raise ValueError(f"stroke must be 0 (as drawn) or a width from {low:g} to {high:g} px, not {self.stroke}")
 
 
 TAGS = ("20", "8")  # `render`'s drawing sizes, in the order variations are numbered
@@ -101,6 +112,20 @@ def stacked(*decorators):
     return lambda function: functools.reduce(lambda wrapped, option: option(wrapped), reversed(decorators), function)
 
 
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange that also refuses NaN and the infinities, as scikit-learn's check_scalar
+    does: click lets ``nan`` through any bounds (every comparison with it is false) and ``inf``
+    through an unbounded end. A refusal is click's one line naming the option, exit 2."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 def _classes(ctx, param, spec: str) -> tuple[int, ...]:
     try:
         return parse_classes(spec)
@@ -121,7 +146,7 @@ def _range(low: float, high: float):
             first, second = (float(part) for part in value.split(","))
         except ValueError:
             raise click.BadParameter(f"expected LOW,HIGH, got {value!r}", param_hint=param.opts[0]) from None
-        if not low <= first <= second <= high:
+        if not low <= first <= second <= high:  # false for a NaN too
             raise click.BadParameter(f"need {low} <= LOW <= HIGH <= {high}, got {value!r}", param_hint=param.opts[0])
         return first, second
 
@@ -132,7 +157,11 @@ HELP = {  # the --help of options that several commands share; the group shows t
     "out": "One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.",
     "sizes": "Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
     "classes": "Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
-    "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass.",
+    "deskew": "Undo slant: shear from second-order image moments.",
+    "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass; --no-center "
+    "resizes the whole image (a digit drawn small on a large page becomes a speck).",
+    "normalised": "On by default: drawings seldom sit upright in the middle of their page.",
+    "mirrored": "Off by default: the rows mirror the source's pixels (MNIST's digits are centred already).",
     "box": "With --center: share of the side the digit's longer edge is fitted into.",
     "stroke": "Re-draw the strokes this many pixels wide, in pixels of a digit whose longer side is 20 (MNIST's "
     "box): a width from 0.5 to 10, 'auto' (MNIST's median, 2.9) or 'keep' (as drawn; the default, and the "
@@ -164,8 +193,19 @@ def label_options(modes: tuple[str, ...], labels_help: str, pattern_help: str):
     """--labels (one of MODES, default auto) and --pattern: how `build` and `augment` find each file's label."""
     return stacked(
         click.option("--labels", "label_mode", type=click.Choice(modes), default="auto", help=labels_help),
-        click.option("--pattern", help=pattern_help),
+        click.option("--pattern", callback=_pattern, help=pattern_help),
     )
+
+
+def _pattern(ctx, param, value: str | None) -> str | None:
+    """--pattern checked before any folder is walked: a bad regex is one line naming the option."""
+    from digitprep.sources import label_pattern
+
+    try:
+        label_pattern(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _stroke(ctx, param, value: str) -> float:
@@ -178,8 +218,9 @@ def _stroke(ctx, param, value: str) -> float:
         width = float(value)
     except ValueError:
         width = float("nan")
-    if not 0.5 <= width <= 10:
-        raise click.BadParameter(f"{value!r} is not 'keep', 'auto' or a width from 0.5 to 10 pixels")
+    low, high = STROKE_WIDTHS
+    if not low <= width <= high:  # false for a NaN too
+        raise click.BadParameter(f"{value!r} is not 'keep', 'auto' or a width from {low:g} to {high:g} pixels")
     return width
 
 
@@ -187,12 +228,21 @@ classes_option = click.option("--classes", default="0-9", callback=_classes, hel
 jobs_option = click.option("--jobs", type=click.IntRange(0), default=0, help="Worker processes; 0 = all cores.")
 strict_option = click.option("--strict", is_flag=True, help="Any unusable input is an error: exit 1 and write nothing.")
 run_options = stacked(jobs_option, strict_option, quiet_option("per-input skip"))  # for the one-hot CSV writers
-normalize_options = stacked(
-    click.option("--deskew/--no-deskew", help="Undo slant: shear from second-order image moments."),
-    click.option("--center/--no-center", help=HELP["center"]),
-    click.option("--box", type=click.FloatRange(0.05, 1.0), default=MNIST_BOX, show_default="20/28", help=HELP["box"]),
-    click.option("--stroke", default="keep", callback=_stroke, help=HELP["stroke"]),
-)
+
+
+def normalize_options(normalised: bool):
+    """--deskew/--no-deskew and --center/--no-center, both on when ``normalised`` (`build`: drawings
+    seldom sit centred on their page) or both off (`mnist`: its rows mirror their source), the
+    default's reason in their help. Then --box and --stroke."""
+    why = HELP["normalised" if normalised else "mirrored"]
+    return stacked(
+        click.option("--deskew/--no-deskew", default=normalised, help=f"{HELP['deskew']} {why}"),
+        click.option("--center/--no-center", default=normalised, help=f"{HELP['center']} {why}"),
+        click.option("--box", type=FiniteFloat(MIN_BOX, 1), default=MNIST_BOX, show_default="20/28", help=HELP["box"]),
+        click.option("--stroke", default="keep", callback=_stroke, help=HELP["stroke"]),
+    )
+
+
 limit_options = stacked(
     click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, help=HELP["max_pixels"]),
     click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, help=HELP["max_bytes"]),
@@ -200,7 +250,7 @@ limit_options = stacked(
 strength_options = stacked(  # --rotation, --elastic-sigma...: one per AugmentStrengths field
     *(
         click.option(
-            f"--{f.name.replace('_', '-')}", type=click.FloatRange(0), default=f.default, help=STRENGTH_HELP[f.name]
+            f"--{f.name.replace('_', '-')}", type=FiniteFloat(0), default=f.default, help=STRENGTH_HELP[f.name]
         )
         for f in fields(AugmentStrengths)
     )
@@ -233,8 +283,8 @@ render_options = stacked(
     _render_option("--tags", "tags", callback=_tags),
     _render_option("--size", "canvas", type=click.IntRange(8, 512)),
     _render_option("--seed", "seed", type=click.IntRange(0)),
-    _render_option("--rotation", "rotation", type=click.FloatRange(0, 45)),
-    _render_option("--jitter", "jitter", type=click.FloatRange(0)),
+    _render_option("--rotation", "rotation", type=FiniteFloat(0, 45)),
+    _render_option("--jitter", "jitter", type=FiniteFloat(0)),
     _render_option("--stroke", "stroke", callback=_range(-0.1, 0.1)),
     _render_option("--glyph-size", "scale", callback=_range(0.2, 1.0)),
 )

@@ -1,8 +1,9 @@
 """Contact sheets: a grid of samples per class, so a person can look at what the pipeline made
-(and, with the raw inputs beside the rows, why)."""
+(and, with the raw inputs beside the rows, why); written as PNG, PDF or SVG, as the file's name ends."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 
 from digitprep.decode import UnusableImage, decode_grey
 
+DEFAULT_DPI = 150  # sheet pixels per inch on paper: a 28-pixel MNIST digit at --scale 2 prints 9.5 mm tall
 GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
 MISSING_GREY = 40  # a tile with nothing to show (no sample, or a source that cannot be read)
@@ -128,3 +130,29 @@ def read_sources(paths: list[str], rows: list[int], folder) -> tuple[list[np.nda
         else:
             missing += 1
     return images, missing
+
+
+def encode_sheet(sheet: np.ndarray, fmt: str = "png", dpi: int = DEFAULT_DPI) -> bytes:
+    """A uint8 grey sheet (H, W) as ``fmt`` bytes, its pixels unchanged, ``dpi`` of them to the inch:
+    a grey PNG with that resolution recorded; a PDF or SVG page of W/dpi x H/dpi inches holding
+    the pixels as one image (matplotlib's ``figimage``, not resampled), so it prints sharp at any size."""
+    if fmt == "png":
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(sheet, np.uint8), "L").save(buffer, "PNG", dpi=(dpi, dpi))
+        return buffer.getvalue()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    height, width = sheet.shape
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    # As RGB bytes, not through a colour map: a map's 256 steps would move some grey levels by one.
+    figure.figimage(np.repeat(sheet[:, :, None], 3, axis=2), origin="upper", resize=False)
+    buffer = io.BytesIO()
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}[fmt]  # the same sheet, the same bytes
+    with matplotlib.rc_context({"svg.hashsalt": "digitprep"}):
+        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    return buffer.getvalue()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +22,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 ORIGINAL_NAME = re.compile(r"^(?P<label>\d+)_(?P<tag>\d+)_")
 
 LABEL_MODES = ("auto", "folder", "filename", "name", "labelrow")  # name: short for filename
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 class Candidate(NamedTuple):
@@ -110,6 +112,9 @@ def label_file(path: str, parent: str, mode: str, pattern: re.Pattern | None) ->
     if mode in ("folder", "auto"):
         if parent.isdigit():
             return int(parent), "", None
+        if parent.lower() in DIGIT_WORDS:  # not taken as the label: a folder "one" may mean anything
+            digit = DIGIT_WORDS.index(parent.lower())
+            return None, "", f"no label: folder {shown(parent)!r} spells a digit; name it {digit}"
         if mode == "folder":
             return None, "", f"no label: parent folder {shown(parent)!r} is not a digit"
     label, tag = label_and_tag_from_name(os.path.basename(path), ORIGINAL_NAME)
@@ -119,13 +124,14 @@ def label_file(path: str, parent: str, mode: str, pattern: re.Pattern | None) ->
 
 
 def label_pattern(pattern: str | None) -> re.Pattern | None:
-    """``--pattern`` compiled, or a ValueError naming what is wrong with it."""
+    """``--pattern`` compiled (None for none), or a ValueError saying what is wrong with it (the
+    option is not named: the command line's check and ``find_candidates`` each name it their way)."""
     try:
         compiled = re.compile(pattern) if pattern else None
-    except re.error as exc:
-        raise ValueError(f"--pattern {pattern!r} is not a regular expression ({exc})") from None
+    except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}: OverflowError
+        raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
     if compiled is not None and "label" not in compiled.groupindex:
-        raise ValueError("--pattern needs a named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
+        raise ValueError(f"{pattern!r} has no named group 'label', e.g. (?P<label>\\d)_(?P<tag>\\d+)")
     return compiled
 
 
@@ -139,7 +145,10 @@ def find_candidates(
     """Every image under the sources, labelled, in a deterministic order (sources as given, then
     natural path order). Files that cannot be used carry a ``problem`` instead of being dropped.
     A missing source or a bad pattern is a ValueError before any folder is walked."""
-    compiled = label_pattern(pattern)
+    try:
+        compiled = label_pattern(pattern)
+    except ValueError as exc:
+        raise ValueError(f"--pattern {exc}") from None
     sources = [Path(source) for source in sources]
     for source in sources:
         if not source.exists():
@@ -161,3 +170,47 @@ def find_candidates(
                 problem = f"label {label} is not in the class set"
             found.append(Candidate(path, display_path, source_origin, label, tag, problem))
     return found
+
+
+@dataclass(frozen=True)
+class Census:
+    """What a walk found, before any file is read: how many files, and how many of them are usable
+    images per class of the class set (``per_class`` is None when labels are read from the images)."""
+
+    files: int
+    usable: int
+    per_class: dict[int, int] | None
+
+    def line(self) -> str:
+        """One line in the manner of Keras' image_dataset_from_directory: ``Found 50 images in 10
+        classes (5 each)``, ``(3-7 each)`` when uneven, and the files that will be skipped."""
+        if self.per_class is None:
+            found = f"Found {plural(self.usable, 'image')} (labels read from each image's first row)"
+        elif not self.usable:
+            return f"Found no usable image among {plural(self.files, 'file')}"
+        else:
+            counts = [count for count in self.per_class.values() if count]
+            low, high = min(counts), max(counts)
+            each = f" ({low} each)" if low == high else f" ({low}-{high} each)"
+            found = f"Found {plural(self.usable, 'image')} in {plural(len(counts), 'class')}"
+            found += each if len(counts) > 1 else ""
+        others = self.files - self.usable
+        return found + (f"; {plural(others, 'other file')} will be skipped" if others else "")
+
+
+def census(candidates: list[Candidate], classes: tuple[int, ...], labels_known: bool = True) -> Census:
+    """Usable candidates (no ``problem``) counted per class of ``classes``, zeros included."""
+    usable = [c for c in candidates if c.problem is None]
+    per_class = None
+    if labels_known:
+        per_class = dict.fromkeys(classes, 0)
+        for candidate in usable:
+            per_class[candidate.label] += 1
+    return Census(len(candidates), len(usable), per_class)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 image``, ``2 images``, ``3 classes``."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"

@@ -4,7 +4,9 @@ Every file a command writes goes through ``digitprep.atomic``, opened before the
 it (an output that cannot be written fails in a second, not after the training) and renamed into
 place only when all of it is written. Errors from the library (a bad data or model file, an output
 that cannot be written, a diverged run) become one line on stderr and exit 1 in one place
-(``Commands.invoke``); SIGTERM stops a run like Ctrl-C does, temporaries removed, and exits 143.
+(``Commands.invoke``). Ctrl-C during a training stops it after the current batch and writes what
+was asked for (model, curves, history, results row marked interrupted), exit 130; SIGTERM, and
+Ctrl-C anywhere else, stop with nothing written, temporaries removed (SIGTERM exits 143).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from digitprep.atomic import OutputSet, write_atomic
 from digitprep.csvio import read_build_record
-from digitprep.options import table_arguments, table_options
+from digitprep.options import FiniteFloat, table_arguments, table_options
+from digitprep.progressbar import progress_bar
 from digitprep.split import stratified_split
 from digittrain.activations import ACTIVATIONS
 from digittrain.data import SCALINGS, Scaler, load_dataset
@@ -29,8 +32,15 @@ from digittrain.initializers import initializer
 from digittrain.model import MLP
 from digittrain.modelio import check_input_size, load_model, model_bytes
 from digittrain.optimizers import OPTIMIZERS
-from digittrain.reports import append_result, check_replaceable, check_results_writable, learning_curves_png
-from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, train
+from digittrain.plots import DEFAULT_DPI, FigureFormatError, figure_format
+from digittrain.reports import (
+    append_result,
+    check_replaceable,
+    check_results_writable,
+    history_csv,
+    learning_curves,
+)
+from digittrain.train import SCHEDULES, TrainConfig, TrainingDiverged, accuracy, stop_on_interrupt, train
 
 PROCESSED = Path("data/processed")
 
@@ -55,6 +65,25 @@ def _terminated(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _figure_path(ctx, param, path: Path | None) -> Path | None:
+    """A figure option's file name, its ending checked before any work: .png, .pdf or .svg."""
+    if path is not None:
+        try:
+            figure_format(path)
+        except FigureFormatError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return path
+
+
+dpi_option = click.option(
+    "--dpi",
+    type=click.IntRange(20, 1200),
+    default=DEFAULT_DPI,
+    show_default=True,
+    help="Resolution of figures: pixels per inch of a PNG (and of the images in a PDF or SVG).",
+)
+
+
 class Commands(click.Group):
     """The command group: library errors become one-line messages here, once for every command
     (and for the training the group itself runs)."""
@@ -69,10 +98,11 @@ class Commands(click.Group):
 
 
 class EpochProgress:
-    """A progress bar over each epoch's rows, on a terminal only (report lines stay readable)."""
+    """A progress bar over each epoch's rows (``12000/60000 rows, 81234.50 rows/s``) on stderr when it is
+    a terminal; closed and wiped before each epoch's report line, so the lines stay readable."""
 
     def __init__(self, rows: int):
-        self.rows, self.enabled, self.bar, self.epoch = rows, sys.stdout.isatty(), None, 0
+        self.rows, self.enabled, self.bar, self.epoch = rows, sys.stderr.isatty(), None, 0
 
     def advance(self, epoch: int, rows: int) -> None:
         if not self.enabled:
@@ -80,13 +110,12 @@ class EpochProgress:
         if epoch != self.epoch:
             self.close()
             self.epoch = epoch
-            self.bar = click.progressbar(length=self.rows, label=f"epoch {epoch}", file=sys.stderr)
-            self.bar.__enter__()
+            self.bar = progress_bar(self.rows, f"epoch {epoch}", "rows", leave=False)
         self.bar.update(rows)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.bar.close()
             self.bar = None
 
 
@@ -106,7 +135,7 @@ def training_options(function):
             "--optimizer", type=click.Choice(list(OPTIMIZERS)), default="adam", show_default=True, help="Update rule."
         ),
         click.option(
-            "--lr", type=click.FloatRange(0, min_open=True), default=0.001, show_default=True, help="Learning rate."
+            "--lr", type=FiniteFloat(0, min_open=True), default=0.001, show_default=True, help="Learning rate."
         ),
         click.option(
             "--lr-schedule",
@@ -125,10 +154,10 @@ def training_options(function):
             show_default=True,
             help="Rows per update: 1 = per sample, 0 = the full batch.",
         ),
-        click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True, help="L2 weight decay."),
+        click.option("--l2", type=FiniteFloat(0), default=0.0, show_default=True, help="L2 weight decay."),
         click.option(
             "--label-smoothing",
-            type=click.FloatRange(0, 1, max_open=True),
+            type=FiniteFloat(0, 1, max_open=True),
             default=0.0,
             show_default=True,
             help="Share of each target spread over all classes.",
@@ -194,10 +223,11 @@ def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingO
 )
 @click.option(
     "--val-split",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
     default=0.2,
     show_default=True,
-    help="Without a test CSV: hold out this stratified, seeded share of the training rows.",
+    help="Without a test CSV: hold out this stratified, seeded share of the training rows (the 'validation' "
+    "set of the curves and the history).",
 )
 @training_options
 @click.option(
@@ -205,14 +235,27 @@ def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingO
 )
 @click.option(
     "--loss-target",
-    type=float,
+    type=FiniteFloat(0),
     default=0.005,
     show_default=True,
     help="Report the epoch and time at which the training loss first falls below this.",
 )
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save the model (.npz).")
 @click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Save learning curves (.png)."
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    callback=_figure_path,
+    help="Save learning curves: loss and accuracy per epoch, train and held-out; .png, .pdf or .svg, from the name.",
+)
+@dpi_option
+@click.option(
+    "--history",
+    "history_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write one CSV row per epoch: epoch, train_loss, validation_loss or test_loss, train_accuracy, "
+    "validation_accuracy or test_accuracy, lr, seconds.",
 )
 @click.option(
     "--results",
@@ -222,7 +265,9 @@ def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingO
     help="Append a row describing this run to this CSV.",
 )
 @click.pass_context
-def main(ctx, size, train_path, test_path, val_split, report, loss_target, save, plot, results, **training):
+def main(
+    ctx, size, train_path, test_path, val_split, report, loss_target, save, plot, dpi, history_path, results, **training
+):
     """Train a NumPy MLP on a one-hot CSV (default: digittrain --size 20); subcommands evaluate models."""
     if ctx.invoked_subcommand is not None:
         return
@@ -261,20 +306,46 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
                 f"accuracy={history.train_metric[-1]:.3f}/{history.test_metric[-1]:.3f}"
             )
 
+    held_out = "test" if test_path else "validation"  # what the curves and the history call the held-out rows
     with OutputSet() as outputs:  # opened now: an output that cannot be written fails before the training
         check_results_writable(results)  # appended to after the commit, under a lock: not in the set
-        for path in filter(None, (save, plot)):
+        for path in filter(None, (save, plot, history_path)):
             check_replaceable(path)
         model_file = outputs.open(save) if save else None
         plot_file = outputs.open(plot) if plot else None
+        history_file = outputs.open(history_path) if history_path else None
         click.echo(
             f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} ({len(x_test)} rows); "
             f"{x.shape[1]}-{'-'.join(map(str, options.hidden))}-{len(classes)} {options.activation}"
         )
+
+        def stopping():
+            progress.close()
+            click.echo("Ctrl-C: training stopped, saving what it learnt (Ctrl-C again: quit, nothing saved)", err=True)
+
         try:
-            model, history = fit_network(x, y_index, len(classes), options, evaluate, on_epoch, progress.advance)
+            with stop_on_interrupt(stopping) as stop:
+                model, history = fit_network(
+                    x,
+                    y_index,
+                    len(classes),
+                    options,
+                    evaluate,
+                    on_epoch,
+                    progress.advance,
+                    held_out=(x_test, y_test_index),
+                    stop=stop,
+                )
         finally:
             progress.close()
+        if not history.epoch:
+            click.echo("Interrupted before the first update: nothing saved", err=True)
+            ctx.exit(130)
+        if history.interrupted:
+            click.echo(
+                f"Interrupted after {history.epochs_trained:g} of {options.epochs} epochs: "
+                f"loss={history.loss[-1]:.3f}, accuracy={history.train_metric[-1]:.3f}/{history.test_metric[-1]:.3f}"
+            )
         report_run(history, loss_target)
         record = options.as_record()
         record.pop("loss_target")
@@ -289,9 +360,11 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
             "final_loss": history.loss[-1],
             "train_accuracy": history.train_metric[-1],
             "test_accuracy": history.test_metric[-1],
+            "test_loss": history.held_out_loss[-1],  # like test_accuracy: on the validation rows under val_split
             "loss_target_epoch": history.target_epoch,
             "loss_target_seconds": history.target_seconds,
             "training_seconds": round(history.seconds, 3),
+            "interrupted": history.epochs_trained if history.interrupted else None,  # epochs trained when stopped
         }
         finished = datetime.datetime.now().isoformat(timespec="seconds")
         if model_file is not None:
@@ -304,7 +377,10 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
             }
             model_file.write(model_bytes(model, scaler, metadata))
         if plot_file is not None:
-            plot_file.write(learning_curves_png(history, f"{train_path.name}: {options.describe()}"))
+            title = f"{train_path.name}: {options.describe()}"
+            plot_file.write(learning_curves(history, title, held_out, figure_format(plot), dpi))
+        if history_file is not None:
+            history_file.write(history_csv(history, held_out))
         outputs.commit()
     # Only once the model and the plot are in place: a results row always describes a model that exists.
     append_result(results, {"finished": finished, **run, **metrics})
@@ -312,6 +388,11 @@ def main(ctx, size, train_path, test_path, val_split, report, loss_target, save,
         click.echo(f"Model saved to {save}")
     if plot:
         click.echo(f"Learning curves saved to {plot}")
+    if history_path:
+        click.echo(f"History saved to {history_path}")
+    if history.interrupted:
+        click.echo(f"Results row added to {results}, marked interrupted = {history.epochs_trained:g}")
+        ctx.exit(130)
 
 
 def report_run(history, loss_target: float) -> None:
@@ -340,8 +421,10 @@ def report_run(history, loss_target: float) -> None:
     "--confusion",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write a confusion-matrix PNG here [default: MODEL.confusion.png].",
+    callback=_figure_path,
+    help="Write the confusion matrix here: .png, .pdf or .svg, from the name [default: MODEL.confusion.png].",
 )
+@dpi_option
 @click.option(
     "--activation",
     "default_activation",
@@ -350,7 +433,7 @@ def report_run(history, loss_target: float) -> None:
     show_default=True,
     help="Hidden activation for a bare W1..Wn/b1..bn file without metadata.",
 )
-def evaluate(model_path, test_path, confusion, default_activation):
+def evaluate(model_path, test_path, confusion, dpi, default_activation):
     """Print a model's accuracy on a test CSV and write its confusion matrix."""
     model, scaler, metadata = load_model(model_path, default_activation)
     data = load_dataset(test_path)
@@ -364,10 +447,10 @@ def evaluate(model_path, test_path, confusion, default_activation):
     truth = np.array([lookup[int(label)] for label in data.labels])
     predicted = model.predict(scaler.transform(data.pixels))
     click.echo(f"accuracy = {(predicted == truth).mean():.4f}")
-    from digittrain.plots import confusion_png
+    from digittrain.plots import confusion_figure, figure_bytes
 
     confusion = confusion or model_path.with_suffix(".confusion.png")
-    write_atomic(confusion, confusion_png(truth, predicted, classes))
+    write_atomic(confusion, figure_bytes(confusion_figure(truth, predicted, classes), figure_format(confusion), dpi))
     click.echo(f"confusion matrix: {confusion}", err=True)
 
 
@@ -387,8 +470,21 @@ def evaluate(model_path, test_path, confusion, default_activation):
     help="Add one column per class, named by its digit, with the model's probability (6 decimals); "
     "without --out the CSV is printed.",
 )
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=None,
+    help="Give the K most probable digits of each input with their probabilities: in the printed lines, "
+    "and in the CSV as Probability (the Label's), then Label_2,Probability_2 ... Label_K,Probability_K.",
+)
+@click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="Print the CSV (as --out writes it) instead of one line per image; tables always print the CSV.",
+)
 @table_options
-def predict(model_path, sources, out, probabilities, **table):
+def predict(model_path, sources, out, probabilities, top, as_csv, **table):
     """Predict the digit of each image in DATA, preprocessed as the model's training data was.
 
     DATA: image files, folders of images (walked as `digitprep build` walks them) or tables of pixel
@@ -401,15 +497,17 @@ def predict(model_path, sources, out, probabilities, **table):
     with OutputSet() as outputs:  # opened before the work: an --out that cannot be written fails now
         out_file = outputs.open(out) if out else None
         predictor = Predictor.load(model_path)
+        if top is not None and top > len(predictor.classes):
+            raise click.BadParameter(f"{top}: {model_path} has {len(predictor.classes)} classes", param_hint="--top")
         result = predict_data(predictor, list(sources), reading, lambda line: click.echo(line, err=True))
         if out_file is not None:
-            out_file.write(result.csv(probabilities))
+            out_file.write(result.csv(probabilities, top or 0))
             outputs.commit()
             click.echo(f"{len(result.keys)} predictions written to {out}", err=True)
-        elif probabilities or result.key_name == "ImageId":
-            click.echo(result.csv(probabilities), nl=False)
+        elif as_csv or probabilities or result.key_name == "ImageId":
+            click.echo(result.csv(probabilities, top or 0), nl=False)
         else:
-            for line in result.lines():
+            for line in result.lines(top or 1):
                 click.echo(line)
     if result.failed:
         raise SystemExit(1)
@@ -548,7 +646,8 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
     show_default=True,
     help="Where compare.md, compare.csv and compare.png go.",
 )
-def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, **training):
+@dpi_option
+def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, dpi, **training):
     """Train one configuration per resolution and on the mixed set; test each model on every subset."""
     from digittrain.experiments import chart_png, report_markdown, scores_csv, training_sets
     from digittrain.experiments import compare as run_comparison
@@ -568,6 +667,6 @@ def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, **training):
         command = shlex.join(["digittrain", *sys.argv[1:]]) if Path(sys.argv[0]).name == "digittrain" else None
         table.write(report_markdown(scores, options, folders, command).encode())
         csv_file.write(scores_csv(scores))
-        chart.write(chart_png(scores))
+        chart.write(chart_png(scores, dpi))
         outputs.commit()
     click.echo(f"Report: {out_dir / 'compare.md'} (table), {out_dir / 'compare.csv'}, {out_dir / 'compare.png'}")

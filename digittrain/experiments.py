@@ -22,6 +22,7 @@ import numpy as np
 from digitprep.csvio import StoredDataset, csv_text, read_build_record, read_dataset
 from digittrain.data import Dataset, Scaler
 from digittrain.fit import TrainingOptions, fit_network
+from digittrain.plots import DEFAULT_DPI, figure_bytes, fitted_title, pyplot
 
 OWN_TEST = "own test"
 PROJECT_MODEL = "NumPy MLP"
@@ -193,14 +194,53 @@ def model_rows(scores: list[Score]) -> list[tuple[tuple, dict[str, Score]]]:
     return list(rows.items())
 
 
-def markdown_table(scores: list[Score]) -> str:
-    """The table a person reads at a glance: test accuracy (%) per model and subset."""
+# compare.png's colour scale, the same in every run so that a colour always means the same accuracy:
+# the cells that matter sit between 96 and 99.5 %, which a 0-100 scale paints one colour. A cell
+# under the scale's low end is grey, its number printed on it as on every cell.
+CHART_RANGE = (90.0, 100.0)
+
+
+@dataclass(frozen=True)
+class AccuracyGrid:
+    """Test accuracy per trained model (rows) and test subset (columns), as compare.md and
+    compare.png show it."""
+
+    rows: list[str]  # "model | trained on | normalised"
+    columns: list[str]  # test subsets, in ``subset_order``
+    percent: np.ndarray  # (rows, columns) float64 test accuracy in %, NaN where a model lacks the subset
+    best: np.ndarray  # (rows, columns) bool: the column's highest value as printed (ties all marked; none
+    # in a column whose cells all read the same: no cell stands out)
+
+
+def accuracy_grid(scores: list[Score]) -> AccuracyGrid:
+    """The scores as an AccuracyGrid: one row per trained model, one column per test subset."""
     columns = subset_order(scores)
-    header = ["model", "trained on", "normalised", "train rows", "time (s)", *columns]
+    models = model_rows(scores)
+    percent = np.full((len(models), len(columns)), np.nan)
+    for i, (_, by_subset) in enumerate(models):
+        for j, column in enumerate(columns):
+            if column in by_subset:
+                percent[i, j] = 100 * by_subset[column].accuracy
+    # Judged on the values as printed (one decimal): two cells that read 99.1 are both the best.
+    shown = np.array([[float(_percent(v / 100)) if np.isfinite(v) else -np.inf for v in row] for row in percent])
+    top = shown.max(axis=0, initial=-np.inf)
+    lower = ((shown < top) & np.isfinite(shown)).any(axis=0)  # some cell in the column reads less
+    best = np.isfinite(shown) & (shown == top) & lower
+    labels = [f"{model} | {trained_on} | {variant}" for (model, trained_on, variant, _, _), _ in models]
+    return AccuracyGrid(labels, columns, percent, best)
+
+
+def markdown_table(scores: list[Score]) -> str:
+    """The table a person reads at a glance: test accuracy (%) per model and subset, the best of
+    each column in bold."""
+    grid = accuracy_grid(scores)
+    header = ["model", "trained on", "normalised", "train rows", "time (s)", *grid.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
-    for (model, trained_on, variant, rows, seconds), by_subset in model_rows(scores):
+    for i, ((model, trained_on, variant, rows, seconds), _) in enumerate(model_rows(scores)):
         cells = [model, trained_on, variant, str(rows), f"{seconds:.1f}"]
-        cells += [_percent(by_subset[c].accuracy) if c in by_subset else "-" for c in columns]
+        for value, best in zip(grid.percent[i], grid.best[i]):
+            text = _percent(value / 100) if np.isfinite(value) else "-"
+            cells.append(f"**{text}**" if best else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -227,7 +267,8 @@ def report_markdown(scores: list[Score], options: TrainingOptions, data_dirs: li
         f"- Configuration: {options.describe()}.\n"
         f"- Baseline: scikit-learn's MLPClassifier with the same layers, optimiser, L2 and epochs.\n"
         f"- Test rows per subset: {subset_sizes(scores)}.\n\n"
-        "Test accuracy, %:\n\n" + markdown_table(scores)
+        f"Test accuracy, %; the best of each column in bold. compare.png shows the same table, coloured on "
+        f"a fixed {CHART_RANGE[0]:g}-{CHART_RANGE[1]:g} % scale (grey below):\n\n" + markdown_table(scores)
     )
 
 
@@ -241,31 +282,50 @@ def scores_csv(scores: list[Score]) -> bytes:
     return csv_text(header, rows)
 
 
-def chart_png(scores: list[Score]) -> bytes:
-    """compare.png: grouped bars, one group per test subset, one bar per trained model."""
-    from digittrain.plots import figure_png, pyplot
+def chart_figure(scores: list[Score]):
+    """compare.png's picture, a matplotlib Figure: the AccuracyGrid as an annotated heatmap, each
+    cell's accuracy printed on it, coloured on the fixed CHART_RANGE scale, each column's best
+    cells outlined."""
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
 
     plt = pyplot()
-
-    columns = subset_order(scores)
-    models = model_rows(scores)
-    width = 0.8 / max(len(models), 1)
-    figure, axes = plt.subplots(figsize=(min(16, 3 + 1.5 * len(columns)), 6))
-    colours = plt.get_cmap("tab20").colors
-    for index, ((model, trained_on, variant, _, _), by_subset) in enumerate(models):
-        heights = [100 * by_subset[c].accuracy if c in by_subset else 0 for c in columns]
-        positions = np.arange(len(columns)) + (index - (len(models) - 1) / 2) * width
-        axes.bar(
-            positions,
-            heights,
-            width,
-            label=f"{model}, {trained_on}, {variant}",
-            color=colours[index % len(colours)],
-            hatch="//" if model == BASELINE_MODEL else None,
+    grid = accuracy_grid(scores)
+    n_rows, n_columns = grid.percent.shape
+    colours = plt.get_cmap("viridis").with_extremes(under="lightgrey", bad="white")
+    figure, axes = plt.subplots(figsize=(4 + 1.0 * n_columns, 1.8 + 0.4 * n_rows), layout="constrained")
+    image = axes.imshow(grid.percent, cmap=colours, norm=Normalize(*CHART_RANGE), aspect="auto")
+    axes.set_xticks(range(n_columns), grid.columns, rotation=30, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(n_rows), grid.rows)
+    axes.set(xlabel="test subset", ylabel="model | trained on | normalised")
+    axes.tick_params(length=0)
+    for (i, j), value in np.ndenumerate(grid.percent):
+        if not np.isfinite(value):
+            axes.text(j, i, "-", ha="center", va="center", fontsize=9, color="grey")
+            continue
+        red, green, blue, _ = image.to_rgba(value)
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white text on a dark cell
+        weight = "bold" if grid.best[i, j] else "normal"
+        axes.text(
+            j,
+            i,
+            _percent(value / 100),
+            ha="center",
+            va="center",
+            fontsize=9,
+            fontweight=weight,
+            color="white" if dark else "black",
         )
-    axes.set_xticks(np.arange(len(columns)), columns)
-    axes.set(ylabel="test accuracy (%)", ylim=(0, 100), title="Accuracy per test subset")
-    # Below the bars, not over them: there can be a dozen models.
-    axes.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
-    figure.tight_layout()
-    return figure_png(figure, tight=True)  # keeps the legend below the axes
+        if grid.best[i, j]:
+            axes.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=2.5))
+    low, high = CHART_RANGE
+    figure.colorbar(
+        image, ax=axes, extend="min", label=f"test accuracy (%), fixed {low:g}-{high:g}; grey: below {low:g}"
+    )
+    fitted_title(figure, "Test accuracy (%) per trained model and test subset; the best of each column outlined")
+    return figure
+
+
+def chart_png(scores: list[Score], dpi: int = DEFAULT_DPI) -> bytes:
+    """compare.png: ``chart_figure`` as PNG bytes at ``dpi``."""
+    return figure_bytes(chart_figure(scores), "png", dpi)

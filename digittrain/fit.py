@@ -3,12 +3,14 @@ network built, targets smoothed, the loop run."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from digittrain.data import smoothed_targets
+from digittrain.initializers import initializer
 from digittrain.model import MLP
 from digittrain.train import History, TrainConfig, train
 
@@ -28,6 +30,20 @@ class TrainingOptions:
     scale: str = "unit"
     loss_target: float = 0.005
     seed: int = 0
+
+    def __post_init__(self):
+        # What the command line refuses, refused here too for callers of the library: a NaN L2 or
+        # label smoothing once trained to a NaN loss and the advice to lower --lr.
+        bounds = {
+            "lr": (self.lr, self.lr > 0, "a number above 0"),
+            "l2": (self.l2, self.l2 >= 0, "a number from 0 up"),
+            "label_smoothing": (self.label_smoothing, 0 <= self.label_smoothing < 1, "a share from 0 to below 1"),
+            "loss_target": (self.loss_target, self.loss_target >= 0, "a number from 0 up"),
+        }
+        for name, (value, inside, wanted) in bounds.items():
+            if not (math.isfinite(value) and inside):
+                raise ValueError(f"{name} must be {wanted}, not {value}")
+        initializer(self.init)  # ValueError for an unknown name or a normal:STD that is not finite
 
     def network(self, n_inputs: int, n_classes: int) -> MLP:
         """A freshly initialised network for this configuration."""
@@ -69,10 +85,17 @@ def fit_network(
     evaluate: Callable[[MLP], tuple[float, float]] = lambda model: (float("nan"), float("nan")),
     on_epoch: Callable[[int, History], None] = lambda epoch, history: None,
     on_batch: Callable[[int, int], None] = lambda epoch, rows: None,
+    *,
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> tuple[MLP, History]:
     """Train a fresh classifier on scaled inputs ``x`` (see ``Scaler``) whose output index is
-    ``class_index``; ``evaluate(model)`` gives the (train, test) metric recorded after each epoch."""
+    ``class_index``; ``evaluate(model)`` gives the (train, test) metric recorded after each epoch,
+    ``held_out`` (scaled inputs, class index) the held-out loss, its targets smoothed as the
+    training's are so the two losses compare. ``stop``: see ``train``."""
     model = options.network(x.shape[1], n_classes)
     targets = smoothed_targets(class_index, n_classes, options.label_smoothing)
-    history = train(model, x, targets, options.config(), evaluate, on_epoch, on_batch)
+    if held_out is not None:
+        held_out = (held_out[0], smoothed_targets(held_out[1], n_classes, options.label_smoothing))
+    history = train(model, x, targets, options.config(), evaluate, on_epoch, on_batch, held_out=held_out, stop=stop)
     return model, history

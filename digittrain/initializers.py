@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -32,9 +34,13 @@ def initializer(spec: str):
     """``he``, ``xavier`` or ``normal:STD`` -> an initialiser; ValueError otherwise."""
     if spec.startswith("normal:"):
         try:
-            return normal(float(spec.split(":", 1)[1]))
+            std = float(spec.split(":", 1)[1])
         except ValueError:
-            raise ValueError(f"bad initialiser {spec!r}: normal:STD needs a number, e.g. normal:0.003") from None
+            std = math.nan
+        # A NaN or infinite std gives NaN weights, which train to a NaN loss and the wrong advice.
+        if not (math.isfinite(std) and std >= 0):
+            raise ValueError(f"bad initialiser {spec!r}: normal:STD needs a finite number from 0 up, e.g. normal:0.003")
+        return normal(std)
     if spec not in INITIALIZERS:
         raise ValueError(f"unknown initialiser {spec!r}: use he, xavier or normal:STD")
     return INITIALIZERS[spec]

@@ -1,4 +1,5 @@
-"""What a run leaves behind: the results table row and the learning-curve plot.
+"""What a run leaves behind: the results table row, the learning-curve figure and the per-epoch
+history CSV.
 
 The results table is shared by every run: rows are appended under an exclusive ``flock`` on the
 table, so runs finishing at the same moment each add their row."""
@@ -8,11 +9,14 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import math
 import os
 import stat
 from pathlib import Path
 
 from digitprep.atomic import OutputError, OutputSet, output_error, write_atomic
+from digitprep.csvio import csv_text
+from digittrain.plots import DEFAULT_DPI, figure_bytes, fitted_title, pyplot
 from digittrain.train import History
 
 
@@ -139,20 +143,70 @@ def _write_all(path: Path, fd: int, data: bytes) -> None:
         raise output_error(path, exc) from None
 
 
-def learning_curves_png(history: History, title: str, metric: str = "accuracy") -> bytes:
-    """Training loss and train/test metric per epoch, side by side, as a PNG."""
-    from digittrain.plots import figure_png, pyplot
+def history_columns(held_out: str = "test", metric: str = "accuracy") -> list[str]:
+    """The history CSV's header; ``held_out`` ("validation" or "test") names the held-out columns."""
+    return ["epoch", "train_loss", f"{held_out}_loss", f"train_{metric}", f"{held_out}_{metric}", "lr", "seconds"]
 
+
+def history_csv(history: History, held_out: str = "test", metric: str = "accuracy") -> bytes:
+    """One row per epoch, as Keras' CSVLogger writes: epochs trained (a fraction for a stopped
+    epoch), the mean training loss over the epoch's batches, the held-out loss and both metrics
+    after it, the learning rate of its last update, and its training seconds (evaluation excluded)."""
+    rows = [
+        (
+            f"{round(epoch, 4):g}",
+            f"{loss:.6g}",
+            f"{held_loss:.6g}",
+            f"{train:.6g}",
+            f"{test:.6g}",
+            f"{lr:.6g}",
+            f"{sec:.3f}",
+        )
+        for epoch, loss, held_loss, train, test, lr, sec in zip(
+            history.epoch,
+            history.loss,
+            history.held_out_loss,
+            history.train_metric,
+            history.test_metric,
+            history.lr,
+            history.epoch_seconds,
+        )
+    ]
+    return csv_text(history_columns(held_out, metric), rows)
+
+
+def learning_curves_figure(history: History, title: str, held_out: str = "test", metric: str = "accuracy"):
+    """Loss (train and ``held_out``, log scale) and the metric (train and ``held_out``) per epoch,
+    side by side, under ``title`` wrapped to the figure's width; a matplotlib Figure.
+    ``held_out`` is what the held-out rows are: "validation" (a split of the training file) or "test"."""
     plt = pyplot()
-
-    epochs = range(1, len(history.loss) + 1)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, history.loss)
-    left.set(xlabel="epoch", ylabel="training loss", yscale="log", title="loss")
-    right.plot(epochs, history.train_metric, label="train")
-    right.plot(epochs, history.test_metric, label="test")
+    epochs = history.epoch
+    style = {"marker": "o", "markersize": 3} if len(epochs) <= 30 else {}  # a few epochs: show each one
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
+    left.plot(epochs, history.loss, label="train", **style)
+    if any(math.isfinite(v) for v in history.held_out_loss):
+        left.plot(epochs, history.held_out_loss, label=held_out, **style)
+    left.set(xlabel="epoch", ylabel="loss", yscale="log", title="loss")
+    right.plot(epochs, history.train_metric, label="train", **style)
+    right.plot(epochs, history.test_metric, label=held_out, **style)
     right.set(xlabel="epoch", ylabel=metric, title=metric)
-    right.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    return figure_png(figure)
+    for axes in (left, right):
+        axes.legend()
+        axes.grid(alpha=0.3)
+        if history.interrupted:  # where Ctrl-C stopped it: the last point is a part of an epoch
+            axes.axvline(history.epochs_trained, color="grey", linestyle=":", linewidth=1)
+    stopped = f" (interrupted after {history.epochs_trained:g} epochs)" if history.interrupted else ""
+    fitted_title(figure, title + stopped)
+    return figure
+
+
+def learning_curves(
+    history: History,
+    title: str,
+    held_out: str = "test",
+    fmt: str = "png",
+    dpi: int = DEFAULT_DPI,
+    metric: str = "accuracy",
+) -> bytes:
+    """``learning_curves_figure`` as ``fmt`` ("png", "pdf", "svg") bytes at ``dpi``."""
+    return figure_bytes(learning_curves_figure(history, title, held_out, metric), fmt, dpi)

@@ -1,10 +1,14 @@
-"""The training loop: mini-batches, L2, the report lines, loss target, divergence."""
+"""The training loop: mini-batches, L2, the report lines, loss target, divergence, the held-out
+loss, and stopping early on request (Ctrl-C) with what was learnt so far."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,15 +92,27 @@ class TrainConfig:
 
 @dataclass
 class History:
-    """Per-epoch curves and the moment the loss first fell below the target."""
+    """Per-epoch curves and the moment the loss first fell below the target. Every list has one
+    entry per epoch; a run stopped inside an epoch (``stop``) ends with one more, for the part of
+    that epoch it trained, so the last entry always describes the network as it was left."""
 
-    loss: list[float] = field(default_factory=list)
+    epoch: list[float] = field(default_factory=list)  # epochs trained at this entry: 1, 2, ... (52.31: stopped)
+    loss: list[float] = field(default_factory=list)  # mean training loss over the epoch's batches
+    held_out_loss: list[float] = field(default_factory=list)  # the same loss on the held-out rows, after it
     train_metric: list[float] = field(default_factory=list)
     test_metric: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)  # the learning rate of the epoch's last update
+    epoch_seconds: list[float] = field(default_factory=list)  # training time of the epoch, evaluation excluded
     seconds: float = 0.0
     target_epoch: int | None = None
     target_seconds: float | None = None
     loss_floor: float = 0.0  # the least loss the targets allow (their entropy, under label smoothing)
+    interrupted: bool = False  # stopped on request before the last epoch's end
+
+    @property
+    def epochs_trained(self) -> float:
+        """Epochs trained, the part of a stopped epoch included (0 before any)."""
+        return self.epoch[-1] if self.epoch else 0.0
 
 
 def accuracy(model: MLP, x: np.ndarray, class_index: np.ndarray) -> float:
@@ -110,6 +126,62 @@ def loss_floor(targets: np.ndarray) -> float:
     t = targets.astype(np.float64)
     logs = np.log(t, out=np.zeros_like(t), where=t > 0)
     return float(-(t * logs).sum(axis=1).mean()) if len(t) else 0.0
+
+
+def mean_loss(model: MLP, x: np.ndarray, targets: np.ndarray, loss: str, batch: int = 4096) -> float:
+    """The model's mean ``loss`` over all rows of (x, targets), a ``batch`` of rows at a time (the
+    memory of one forward pass stays small); NaN for no rows."""
+    if not len(x):
+        return float("nan")
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, len(x), batch):
+            rows = slice(start, start + batch)
+            value, _ = LOSSES[loss](model.forward(x[rows]), targets[rows])
+            total += value * len(x[rows])
+    return total / len(x)
+
+
+class StopRequest:
+    """A request to end the training early, checked before every batch: ``request()`` sets it,
+    calling the object tells whether it is set. ``train`` then stops after the batch running. The
+    first call that finds it set calls ``on_stop``, from the training's own thread."""
+
+    def __init__(self, on_stop: Callable[[], None] = lambda: None):
+        self.requested, self.on_stop, self.told = False, on_stop, False
+
+    def request(self) -> None:
+        self.requested = True
+
+    def __call__(self) -> bool:
+        if self.requested and not self.told:
+            self.told = True
+            self.on_stop()
+        return self.requested
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(on_stop: Callable[[], None] = lambda: None) -> Iterator[StopRequest]:
+    """A StopRequest that Ctrl-C (SIGINT) sets while the block runs: a long training stopped by hand
+    keeps what it learnt. ``on_stop`` is called once the training sees it, not in the signal
+    handler, which could interrupt a write to the very stream it would print on. A second Ctrl-C
+    raises KeyboardInterrupt, for a person who will not wait for the batch. Outside the main thread
+    (which alone receives signals) the request is only set by calling ``request``."""
+    stop = StopRequest(on_stop)
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def interrupted(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator):
@@ -128,9 +200,15 @@ def train(
     evaluate: Callable[[MLP], tuple[float, float]],
     on_epoch: Callable[[int, History], None] = lambda epoch, history: None,
     on_batch: Callable[[int, int], None] = lambda epoch, rows: None,
+    *,
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> History:
     """Fit ``model`` to (x, targets). ``evaluate(model)`` gives the (train, test) metric recorded
-    after every epoch. Time spent evaluating is not counted as training time."""
+    after every epoch, and ``held_out`` (x, targets) the held-out loss (NaN without). ``stop()`` is
+    asked before every batch: once true, the training ends there, the part of the epoch trained
+    recorded as a last, partial entry (``History.interrupted``). Time spent evaluating is not
+    counted as training time."""
     loss_fn = LOSSES[config.loss]
     # The optimiser sees the model's one flat parameter buffer and the matching gradient buffer.
     optimizer = OPTIMIZERS[config.optimizer]([model.flat], config.lr)
@@ -146,6 +224,9 @@ def train(
         started = time.perf_counter()
         total, seen = 0.0, 0
         for rows in batches(len(x), config.batch_size, rng):
+            if stop():
+                history.interrupted = True
+                break
             optimizer.lr = config.lr * schedule(step / total_steps)
             step += 1
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught just below
@@ -159,14 +240,28 @@ def train(
             total += loss * len(rows)
             seen += len(rows)
             on_batch(epoch, len(rows))
-        history.seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        history.seconds += elapsed
+        if not seen:  # stopped before this epoch's first batch: nothing new to record
+            break
         epoch_loss = total / seen
-        check_divergence(epoch_loss, untrained, EPOCH_BLOWUP, epoch, config.lr)
+        whole = seen == len(x)
+        if whole:  # a part of an epoch is not judged against the epoch's bound (its batches were)
+            check_divergence(epoch_loss, untrained, EPOCH_BLOWUP, epoch, config.lr)
+        # A part of an epoch to two decimals, kept within 0.01-0.99: it never reads as a whole epoch.
+        part = min(max(round(100 * seen / len(x)), 1), 99) / 100
+        history.epoch.append(epoch if whole else round(epoch - 1 + part, 2))
         history.loss.append(epoch_loss)
-        if history.target_epoch is None and epoch_loss - history.loss_floor < config.loss_target:
+        history.lr.append(optimizer.lr)
+        history.epoch_seconds.append(elapsed)
+        if whole and history.target_epoch is None and epoch_loss - history.loss_floor < config.loss_target:
             history.target_epoch, history.target_seconds = epoch, history.seconds
         train_metric, test_metric = evaluate(model)
         history.train_metric.append(train_metric)
         history.test_metric.append(test_metric)
-        on_epoch(epoch, history)
+        history.held_out_loss.append(mean_loss(model, *held_out, config.loss) if held_out else float("nan"))
+        if whole:
+            on_epoch(epoch, history)
+        if history.interrupted:
+            break
     return history

@@ -377,7 +377,8 @@ def test_idx_to_png_tree_to_build_28_reproduces_the_pixels(tmp_path):
     tree_images, tree_labels = png_tree_pixels(tmp_path / "tree", 40)
     assert np.array_equal(tree_images, images) and np.array_equal(tree_labels, labels)
     out = tmp_path / "b.csv"
-    assert run("build", tmp_path / "tree", "--size", 28, "--labels", "folder", "-q", "--out", out).exit_code == 0
+    plain = ["--size", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
+    assert run("build", tmp_path / "tree", "--labels", "folder", *plain, "-q", "--out", out).exit_code == 0
     index, pixels, built_labels = rows_by_source_index(out)
     assert index.tolist() == list(range(40))
     assert np.array_equal(pixels, images.reshape(40, 784)) and np.array_equal(built_labels, labels)
@@ -387,7 +388,8 @@ def test_real_t10k_through_the_png_tree_and_build(t10k, tmp_path):
     images_path, _ = t10k_files()
     assert run("mnist", images_path, "--out-dir", tmp_path / "testing").exit_code == 0
     out = tmp_path / "t.csv"
-    assert run("build", tmp_path / "testing", "--size", 28, "--labels", "folder", "-q", "--out", out).exit_code == 0
+    plain = ["--size", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
+    assert run("build", tmp_path / "testing", "--labels", "folder", *plain, "-q", "--out", out).exit_code == 0
     index, pixels, labels = rows_by_source_index(out)
     assert index.tolist() == list(range(10_000))
     assert np.array_equal(pixels, t10k[0].reshape(10_000, 784)) and np.array_equal(labels, t10k[1])

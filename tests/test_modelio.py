@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import halves_csv
 from numpy.lib import format as npy
 
 from digitprep.atomic import OutputError, OutputFile
-from digitprep.csvio import write_onehot_csv
 from digittrain.cli import main
 from digittrain.data import Scaler
 from digittrain.model import MLP
@@ -33,14 +33,7 @@ DIGITTRAIN = [sys.executable, "-c", "from digittrain.cli import main; main()"]
 
 
 def toy_csv(path, n=60, seed=0):
-    """A one-hot CSV of 4x4 images, classes 1 and 2 told apart by which half is inked."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(1, 3, n)
-    pixels = rng.integers(0, 40, (n, 4, 4))
-    pixels[labels == 1, :, :2] += 200
-    pixels[labels == 2, :, 2:] += 200
-    write_onehot_csv(path, pixels.reshape(n, 16).astype(np.uint8), labels, (1, 2))
-    return path
+    return halves_csv(path, n, seed)
 
 
 def good_arrays(scale="unit"):
