@@ -27,13 +27,13 @@ STAMP  := $(VENV)/.installed-stamp
 comma := ,
 space := $() $()
 
-# ---- what to build (override on the command line: make dataset SIZES="8 20 28" AUGMENT=2)
-SIZES         ?= 8 20
+# ---- what to build (override on the command line: make dataset SIZES=8,20,28 AUGMENT=2)
+SIZES         ?= 8,20
 MIXED_SIZE    ?= 20
 TRAIN_SIZE    ?= 20
 # Drawing sizes the original project's file names carry as tags: the set of such a size keeps only
 # the rows drawn at that size (and untagged rows); the mixed set has them all.
-DRAWING_SIZES ?= 8 20
+DRAWING_SIZES ?= 8,20
 DESKEW        ?= 1
 CENTER        ?= 1
 BOX           ?=
@@ -61,7 +61,11 @@ MODEL_FLAGS    = --hidden $(HIDDEN) --activation relu --optimizer adam --lr $(LR
 
 MNIST_DIR    := data/raw/mnist
 MNIST_MIRROR ?=
-BUILD_SIZES  := $(sort $(SIZES) $(MIXED_SIZE))
+# SIZES and DRAWING_SIZES are comma lists, as digitprep's --sizes; make wants words.
+words_of     = $(strip $(subst $(comma),$(space),$(1)))
+commas_of    = $(subst $(space),$(comma),$(strip $(1)))
+SIZE_LIST    := $(call words_of,$(SIZES))
+BUILD_SIZES  := $(sort $(SIZE_LIST) $(MIXED_SIZE))
 NORMALIZED   := $(if $(filter 1,$(DESKEW)),--deskew,--no-deskew) $(if $(filter 1,$(CENTER)),--center,--no-center) \
                 $(if $(BOX),--box $(BOX))
 
@@ -138,7 +142,7 @@ else
   test_parts  = $(foreach o,$(ORIGINS),$(1)/parts/$(o)_$(2)_test.csv)
   part_stamps = $(foreach o,$(ORIGINS),$(1)/parts/$(o)_$(2).split)
 endif
-tag_filter = $(if $(filter $(1),$(DRAWING_SIZES)),--tag $(1) --tag none)
+tag_filter = $(if $(filter $(1),$(call words_of,$(DRAWING_SIZES))),--drawing-size $(1) --drawing-size none)
 normalize_flags = $(if $(filter $(PROC)/plain,$(1)),--no-deskew --no-center,$(NORMALIZED))
 
 # The options of each step of variant $(1). A person's folders are recorded by path: two sets of
@@ -155,7 +159,7 @@ define BUILD_ORIGIN
 $(1)/parts/$(2).built: $(ready_$(2)) $(call newer_sources,$(1)/parts/$(2).built,$(dir_$(2))) \
     $(1)/parts/build.opts | $(STAMP)
 	$$(call step,build,$(call build_out,$(1),$(2)))
-	$$(Q)$(BIN)/digitprep build $(dir_$(2)) --labels $(labels_$(2)) --origin $(2) $(foreach s,$(BUILD_SIZES),--size $(s)) \
+	$$(Q)$(BIN)/digitprep build $(dir_$(2)) --labels $(labels_$(2)) --origin $(2) --sizes $(call commas_of,$(BUILD_SIZES)) \
 	    $(call normalize_flags,$(1)) --jobs $(JOBS) --quiet --out $(call build_out,$(1),$(2))
 	$$(Q)touch $$@
 endef
@@ -164,7 +168,7 @@ endef
 define SPLIT_ORIGIN
 $(1)/parts/$(2)_$(3).split: $(1)/parts/$(2).built $(1)/parts/split.opts | $(STAMP)
 	$$(call step,split,$(1)/parts/$(2)_$(3).csv)
-	$$(Q)$(BIN)/digitprep split $(1)/parts/$(2)_$(3).csv --test $(TEST_SHARE) --seed $(SEED) --by path \
+	$$(Q)$(BIN)/digitprep split $(1)/parts/$(2)_$(3).csv --test-share $(TEST_SHARE) --seed $(SEED) --by path \
 	    --train-out $(1)/parts/$(2)_$(3)_train.csv --test-out $(1)/parts/$(2)_$(3)_test.csv
 	$$(Q)touch $$@
 endef
@@ -201,22 +205,22 @@ $(eval $(call OPTIONS,$(1)/parts/split.opts,split_options,$(1)))
 $(eval $(call OPTIONS,$(1)/parts/augment.opts,augment_options,$(1)))
 $(foreach o,$(ORIGINS),$(eval $(call BUILD_ORIGIN,$(1),$(o))))
 $(if $(filter 1,$(MNIST)),,$(foreach o,$(ORIGINS),$(foreach s,$(BUILD_SIZES),$(eval $(call SPLIT_ORIGIN,$(1),$(o),$(s))))))
-$(foreach s,$(SIZES),$(eval $(call TEST_SET,$(1),$(s),$(s),$(call tag_filter,$(s))))$(eval $(call TEST_SET,$(1),all_$(s),$(s),)))
-$(foreach s,$(SIZES),$(eval $(call $(TRAINING_RULES),$(1),$(s),$(s),$(call tag_filter,$(s)))))
+$(foreach s,$(SIZE_LIST),$(eval $(call TEST_SET,$(1),$(s),$(s),$(call tag_filter,$(s))))$(eval $(call TEST_SET,$(1),all_$(s),$(s),)))
+$(foreach s,$(SIZE_LIST),$(eval $(call $(TRAINING_RULES),$(1),$(s),$(s),$(call tag_filter,$(s)))))
 $(eval $(call TEST_SET,$(1),mixed,$(MIXED_SIZE),))
 $(eval $(call $(TRAINING_RULES),$(1),mixed,$(MIXED_SIZE),))
 endef
 
 # MNIST has one origin and no drawing sizes: its mixed set would be train_MIXED_SIZE again.
 MIXED := $(if $(filter 1,$(MNIST)),,mixed)
-dataset_files = $(foreach s,$(SIZES),$(1)/train_$(s).csv $(1)/test_$(s).csv $(1)/test_all_$(s).csv) \
+dataset_files = $(foreach s,$(SIZE_LIST),$(1)/train_$(s).csv $(1)/test_$(s).csv $(1)/test_all_$(s).csv) \
                 $(foreach m,$(MIXED),$(1)/train_$(m).csv $(1)/test_$(m).csv)
 
 # What digittrain is given; recorded in $(MODEL:.npz=.opts) and $(REPORTS)/compare.opts.
 train_args   = --size $(TRAIN_SIZE) --train $(PROC)/train_$(TRAIN_SIZE).csv --test $(PROC)/test_$(TRAIN_SIZE).csv \
                $(MODEL_FLAGS) --report 10 --save $(MODEL) --plot $(REPORTS)/curves_$(TRAIN_SIZE).png \
                --results $(REPORTS)/results.csv $(TRAIN_FLAGS)
-compare_args = --data $(PROC) --sizes $(subst $(space),$(comma),$(strip $(SIZES))) $(if $(MIXED),,--no-mixed) \
+compare_args = --data $(PROC) --sizes $(call commas_of,$(SIZE_LIST)) $(if $(MIXED),,--no-mixed) \
                $(if $(filter 1,$(ABLATE)),--ablate $(PROC)/plain) $(MODEL_FLAGS) --out-dir $(REPORTS) $(COMPARE_FLAGS)
 
 # Goals that need no data rules: their parse stays quick and asks nothing of the file system.
@@ -253,9 +257,10 @@ Data (dataset, train, compare):
   MNIST           1: MNIST (after `make mnist`) with its own split [$(MNIST)]
   PROC            where the data sets go: own folders for RAW (data/processed/raw/NAME+...) and MNIST [$(PROC)]
   REPORTS         where models and reports go, likewise [$(REPORTS)]
-  SIZES           image sizes of the data sets [$(SIZES)]
+  SIZES           image sizes of the data sets, comma-separated (SIZES=8,20,28) [$(SIZES)]
   MIXED_SIZE      image size of the mixed set (every row) [$(MIXED_SIZE)]
-  DRAWING_SIZES   drawing-size tags in file names: the set of such a size keeps only rows drawn at it [$(DRAWING_SIZES)]
+  DRAWING_SIZES   drawing-size tags in file names, comma-separated: the set of such a size keeps only rows drawn at it
+                  [$(DRAWING_SIZES)]
   DESKEW          1: deskew [$(DESKEW)]
   CENTER          1: centre by mass [$(CENTER)]
   BOX             with CENTER=1: share of the side the digit's longer edge is fitted into (empty: 20/28) [$(BOX)]

@@ -4,7 +4,7 @@ and the embedded data sets (scikit-learn's 8x8 handwritten digits, font digits).
 The field cases (``../shared/field``) come first.
 Each is a folder of labelled images (``DIR/<label>/<file>``) that failed in people's hands, with
 a control holding the same digits without the difficulty. Every folder is built the way the field
-README says (``digitprep build DIR --size 20 --deskew --center --labels folder``, plus any
+README says (``digitprep build DIR --sizes 20 --deskew --center --labels folder``, plus any
 ``--stroke`` given here) and the model's accuracy is printed over the folder's files: a skipped
 file counts as wrong. Then ``data/raw/sklearn`` and ``data/raw/fonts`` (``make data``; labels
 from the file names), when present, the same way.
@@ -16,8 +16,8 @@ this checkout measures another version of the pipeline (with a model trained thr
 
 The model: an MNIST-trained 20x20 model, for example (a few minutes on two cores)::
 
-    digitprep build data/cache/training --labels folder --size 20 --deskew --center --out train_20.csv
-    digitprep build data/cache/testing --labels folder --size 20 --deskew --center --out test_20.csv
+    digitprep build data/cache/training --labels folder --sizes 20 --deskew --center --out train_20.csv
+    digitprep build data/cache/testing --labels folder --sizes 20 --deskew --center --out test_20.csv
     digittrain --train train_20.csv --test test_20.csv --hidden 800,800 --activation relu \\
         --optimizer adam --lr 0.001 --lr-schedule cosine --l2 5e-5 --label-smoothing 0.1 \\
         --epochs 20 --batch-size 128 --seed 0 --save model.npz
@@ -55,7 +55,7 @@ DATA_SETS = (ROOT / "data/raw/sklearn", ROOT / "data/raw/fonts")
 def accuracy(model, folder: Path, out: Path, stroke: str, labels: str = "folder") -> tuple[int, int, int]:
     """(image files, rows written, rows read right) for one folder built into ``out``."""
     files = sum(1 for path in folder.rglob("*.*") if path.is_file() and path.suffix in (".png", ".jpg"))
-    command = [sys.executable, "-m", "digitprep", "build", folder, "--labels", labels, "--size", "20"]
+    command = [sys.executable, "-m", "digitprep", "build", folder, "--labels", labels, "--sizes", "20"]
     command += ["--deskew", "--center", *(["--stroke", stroke] if stroke != "keep" else []), "--out", out]
     subprocess.run([*map(str, command), "--quiet"], check=True)
     pixels, labels, _ = read_onehot_csv(out)
@@ -92,7 +92,7 @@ def main() -> None:
             digitprep = [sys.executable, "-m", "digitprep"]
             subprocess.run([*digitprep, "mix", *cases, "--out", str(Path(work) / "all.csv")], check=True)
             show = [*digitprep, "show", str(Path(work) / "all.csv"), "--source", "--per-class", "6"]
-            subprocess.run([*show, "--scale", "3", "--out", str(args.sheet)], check=True)
+            subprocess.run([*show, "--magnify", "3", "--out", str(args.sheet)], check=True)
         print("\n| data set | files | rows | read |\n|---|---:|---:|---:|")
         for folder in DATA_SETS:
             if folder.is_dir():

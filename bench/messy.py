@@ -4,7 +4,7 @@ Each kind below turns a 28x28 MNIST test digit (white ink on black) into the fil
 dark ink on paper, a large JPEG, off centre, slanted, ink only in an alpha channel, a 16-bit or palette
 PNG, blurred, noisy, unevenly lit, dim paper, form lines around it, cropped tight to the ink, 1-pixel or
 marker strokes, rotated pixels with an EXIF orientation, or a mix of these. The files of each kind go
-through ``digitprep build --labels folder --size 20 --deskew --center`` and the model reads the rows;
+through ``digitprep build --labels folder --sizes 20 --deskew --center`` and the model reads the rows;
 a file digitprep skips counts as wrong, so accuracy is correct / files. ``clean`` is the control.
 
 Each file depends only on (seed, kind, index): ``numpy.random.default_rng([seed, kind, index])``.
@@ -13,8 +13,8 @@ Usage: .venv/bin/python bench/messy.py --model MODEL.npz [--count 2000] [--seed 
        [--keep] [--kinds a,b] [--write-only]
 
 A model (MNIST training set at 20x20, as the benchmark's files are built):
-    .venv/bin/digitprep build data/cache/training --labels folder --size 20 --deskew --center --out train_20.csv
-    .venv/bin/digitprep build data/cache/testing --labels folder --size 20 --deskew --center --out test_20.csv
+    .venv/bin/digitprep build data/cache/training --labels folder --sizes 20 --deskew --center --out train_20.csv
+    .venv/bin/digitprep build data/cache/testing --labels folder --sizes 20 --deskew --center --out test_20.csv
     .venv/bin/digittrain --train train_20.csv --test test_20.csv --hidden 800,800 --activation relu \\
         --optimizer adam --lr 0.001 --lr-schedule cosine --l2 5e-5 --label-smoothing 0.1 --epochs 20 \\
         --batch-size 128 --seed 0 --save model.npz
@@ -39,7 +39,7 @@ from skimage.morphology import skeletonize
 
 SIZE = 20
 HOW_TO_MODEL = (
-    "no --model: make one with `digitprep build data/cache/training --labels folder --size 20 --deskew --center "
+    "no --model: make one with `digitprep build data/cache/training --labels folder --sizes 20 --deskew --center "
     "--out train_20.csv` then `digittrain --train train_20.csv --save model.npz ...` (see bench/messy.py's docstring)"
 )
 
@@ -319,7 +319,7 @@ def build_and_score(out: Path, kind: str, jobs: int, loaded, stroke: str = "keep
 
     csv_path = out / f"{kind}.csv"
     command = [sys.executable, "-m", "digitprep", "build", str(out / kind), "--labels", "folder"]
-    command += ["--size", str(SIZE), "--deskew", "--center", "--out", str(csv_path), "--jobs", str(jobs), "--quiet"]
+    command += ["--sizes", str(SIZE), "--deskew", "--center", "--out", str(csv_path), "--jobs", str(jobs), "--quiet"]
     command += ["--stroke", stroke] if stroke != "keep" else []  # an older digitprep has no --stroke
     done = subprocess.run(command, capture_output=True, text=True)
     errors = csv_path.with_suffix(".errors.csv")
@@ -349,7 +349,7 @@ def main() -> int:
 
         model, scaler, metadata = load_model(args.model)
         if model.sizes[0] != SIZE * SIZE:
-            print(f"{args.model} takes {model.sizes[0]} inputs, not {SIZE}x{SIZE}: train it on a --size {SIZE} CSV")
+            print(f"{args.model} takes {model.sizes[0]} inputs, not {SIZE}x{SIZE}: train it on a --sizes {SIZE} CSV")
             return 1
         loaded = (model, scaler, metadata.get("classes") or list(range(model.sizes[-1])))
     files = mnist_test_files()

@@ -5,7 +5,7 @@ Both are measured in the same run, on the same files (the 70 000 MNIST PNGs, 28x
 - reference: the loop the original project used, in one process: per file ``cv2.imread`` (grey),
   ``cv2.resize`` to 20x20 with ``INTER_AREA`` and a ``csv.writer`` row of 400 pixels + 10 one-hot
   values;
-- project: ``digitprep build ... --size 20 --deskew --center --labels folder`` run as a subprocess
+- project: ``digitprep build ... --sizes 20 --deskew --center --labels folder`` run as a subprocess
   and timed end to end (interpreter start, imports, file discovery, worker pool, sidecar files).
 
 The project does more per image (a size guard on the header, format sniffing, polarity and paper
@@ -269,7 +269,7 @@ def main() -> int:
         tmp = Path(tmp)
         sources = [CACHE / split for split in SPLITS] if args.files is None else link_subset(files, CACHE, tmp / "src")
         out = tmp / "mnist.csv"
-        command = [str(digitprep), "build", *map(str, sources), "--size", str(SIZE), "--deskew", "--center"]
+        command = [str(digitprep), "build", *map(str, sources), "--sizes", str(SIZE), "--deskew", "--center"]
         command += ["--labels", "folder", "--quiet", "--jobs", str(args.jobs), "--out", str(out)]
         print(f"reference: plain loop over {len(files)} files; project: {' '.join(command[1:])}", flush=True)
         references, projects, peak, maxrss = [], [], 0, 0

@@ -126,15 +126,29 @@ def echo_lines(lines) -> None:
         click.echo(line, err=True)
 
 
-@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.version_option(__version__, "--version")
+@click.group(
+    cls=Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    epilog=options.examples(
+        "digitprep build my/digits --sizes 20,8 --out data/processed/mine.csv",
+        "digitprep split data/processed/mine_20.csv --test-share 0.2 --by path",
+        "digitprep show data/processed/mine_20_train.csv --out sheet.png",
+    ),
+)
+@click.version_option(__version__, "--version", prog_name="digitprep")  # also under python -m
 def main():
     """Turn folders of labelled digit images into clean one-hot CSV training data."""
 
 
-@main.command()
+@main.command(
+    epilog=options.examples(
+        "digitprep build my/digits --sizes 20,8 --out data/processed/mine.csv   # my/digits/<digit>/*.png",
+        "digitprep build data/raw/fonts data/raw/sklearn --labels name --sizes 20,8 --out data/processed/embedded.csv",
+        "digitprep build scans --labels name --pattern '^(?P<label>[0-9])-' --no-deskew --out scans.csv",
+    )
+)
 @click.argument("sources", nargs=-1, required=True, type=EXISTING)
-@options.sizes_option(20)
+@options.sizes_option("20")
 @click.option("--out", type=FILE, required=True, help=options.HELP["out"])
 @options.label_options(
     LABEL_MODES,
@@ -190,14 +204,21 @@ def build(
     report_summary(summary, strict, "file(s)", data_warnings(summary, config))
 
 
-@main.command()
+@main.command(
+    epilog=options.examples(
+        "digitprep show data/processed/train_20.csv --out sheet.png",
+        "digitprep show data/processed/mine_20.csv --source --per-class 4 --magnify 3 --out why.pdf",
+    )
+)
 @click.argument("csv_path", metavar="CSV", type=EXISTING_FILE)
 @click.option("--out", type=FILE, required=True, help="Sheet to write: .png, .pdf or .svg, from the name.")
 @click.option(
     "--dpi", type=click.IntRange(20, 1200), default=DEFAULT_DPI, help="Sheet pixels per inch (its printed size)."
 )
 @click.option("--per-class", type=click.IntRange(1, 100), default=12, help="Samples shown per class.")
-@click.option("--scale", type=click.IntRange(0, 32), default=0, help="Pixel magnification; 0 = automatic.")
+@click.option(
+    "--magnify", type=click.IntRange(0, 32), default=0, help="Sheet pixels per image pixel; 0 = automatic (48 // side)."
+)
 @click.option("--seed", type=int, help="Pick random samples with this seed [default: the first rows].")
 @click.option(
     "--source",
@@ -206,7 +227,7 @@ def build(
     "decided: inv (inverted), pN (paper level after inversion, when not 0) or local (uneven light), |t+l "
     "(form lines removed), oN (EXIF orientation applied), sN (stroke re-drawn).",
 )
-def show(csv_path, out, dpi, per_class, scale, seed, source):
+def show(csv_path, out, dpi, per_class, magnify, seed, source):
     """Write a contact sheet of CSV's samples: one row per class."""
     try:
         fmt = figure_format(out)
@@ -214,7 +235,7 @@ def show(csv_path, out, dpi, per_class, scale, seed, source):
         raise click.BadParameter(str(exc), param_hint="'--out'") from None
     if not source:
         pixels, labels, classes = read_onehot_csv(csv_path)
-        write_atomic(out, encode_sheet(contact_sheet(pixels, labels, classes, per_class, scale, seed), fmt, dpi))
+        write_atomic(out, encode_sheet(contact_sheet(pixels, labels, classes, per_class, magnify, seed), fmt, dpi))
         click.echo(f"wrote {out} ({len(labels)} rows, {per_class} per class shown)", err=True)
         return
     data = read_dataset(csv_path)
@@ -222,13 +243,18 @@ def show(csv_path, out, dpi, per_class, scale, seed, source):
     paths = data.column("path")
     sources, missing = read_sources(paths, rows, csv_path.parent)
     captions = [caption(dict(zip(data.manifest_header, row))) for row in data.manifest_rows]
-    sheet = contact_sheet(data.pixels, data.labels, data.classes, per_class, scale, seed, sources, captions)
+    sheet = contact_sheet(data.pixels, data.labels, data.classes, per_class, magnify, seed, sources, captions)
     write_atomic(out, encode_sheet(sheet, fmt, dpi))
     unread = f"; {missing} source(s) could not be read, shown dark" if missing else ""
     click.echo(f"wrote {out} ({len(rows)} rows shown beside their sources{unread})", err=True)
 
 
-@main.command()
+@main.command(
+    epilog=options.examples(
+        "digitprep augment data/processed/mine_20_train.csv --copies 4 --out data/processed/mine_20_aug.csv",
+        "digitprep augment my/digits --out-dir my/augmented --copies 5 --rotation 15 --zoom 0.2",
+    )
+)
 @click.argument("src", type=EXISTING)
 @click.option("--out", type=FILE, help="CSV in: the one-hot CSV to write.")
 @click.option("--out-dir", type=FOLDER, help="Folder in: the folder to write PNGs into.")
@@ -263,28 +289,39 @@ def augment(src, out, out_dir, copies, seed, keep_originals, label_mode, pattern
     click.echo(f"wrote {summary.written} {what} to {out or out_dir} from {summary.sources} images{skipped}", err=True)
 
 
-@main.command()
-@click.argument("csv_path", metavar="CSV", type=EXISTING_FILE)
-@click.option(
-    "--test", "test_fraction", type=FRACTION, default=0.2, help="Share of each class that goes to the test side."
+@main.command(
+    epilog=options.examples(
+        "digitprep split data/processed/mine_20.csv --test-share 0.2 --by path   # -> mine_20_{train,test}.csv",
+        "digitprep split all.csv --test-share 0.1 --seed 3 --train-out train.csv --test-out test.csv",
+    )
 )
+@click.argument("csv_path", metavar="CSV", type=EXISTING_FILE)
+@click.option("--test-share", type=FRACTION, default=0.2, help="Share of each class that goes to the test side.")
 @click.option("--seed", type=int, default=0, help="Same seed, same split.")
 @click.option("--by", help="Manifest column (e.g. path, sha256): rows sharing a value go to the same side.")
 @click.option("--train-out", type=FILE, help="Train CSV [default: CSV's NAME_train.csv].")
 @click.option("--test-out", type=FILE, help="Test CSV [default: CSV's NAME_test.csv].")
-def split(csv_path, test_fraction, seed, by, train_out, test_out):
+def split(csv_path, test_share, seed, by, train_out, test_out):
     """Split a one-hot CSV (and its manifest) into stratified train and test parts. Augment after this."""
-    (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_fraction, seed, by, train_out, test_out)
+    (train_path, n_train), (test_path, n_test) = split_file(csv_path, test_share, seed, by, train_out, test_out)
     click.echo(f"wrote {n_train} rows to {train_path}, {n_test} rows to {test_path}", err=True)
 
 
-@main.command()
+@main.command(
+    epilog=options.examples(
+        "digitprep mix data/processed/mine_20.csv data/processed/embedded_20.csv --shuffle --out mixed_20.csv",
+        "digitprep mix data/processed/embedded_8.csv --drawing-size 8 --drawing-size none --out drawn_at_8.csv",
+    )
+)
 @click.argument("csv_paths", metavar="CSV...", nargs=-1, required=True, type=EXISTING_FILE)
 @click.option("--out", type=FILE, required=True, help="Mixed one-hot CSV to write.")
 @click.option("--shuffle", is_flag=True, help="Shuffle the rows (with --seed) instead of concatenating in order.")
 @click.option("--seed", type=int, default=0, help="Seed for --shuffle.")
 @click.option(
-    "--tag", "tags", multiple=True, help="Keep rows with this drawing-size tag (e.g. 8; 'none' = untagged); repeatable."
+    "--drawing-size",
+    "tags",
+    multiple=True,
+    help="Keep the rows drawn at this size (their manifest tag, e.g. 8; 'none' = untagged rows); repeatable.",
 )
 def mix(csv_paths, out, shuffle, seed, tags):
     """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
@@ -292,7 +329,7 @@ def mix(csv_paths, out, shuffle, seed, tags):
     click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)
 
 
-@main.command()
+@main.command(epilog=options.examples("digitprep digits --out-dir data/raw/sklearn"))
 @click.option("--out-dir", type=FOLDER, required=True, help="Folder to write <label>_8_<n>.png files into.")
 def digits(out_dir):
     """Export scikit-learn's bundled handwritten 8x8 digits (1797) as labelled PNGs (tag 8)."""
@@ -301,7 +338,12 @@ def digits(out_dir):
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
 
 
-@main.command()
+@main.command(
+    epilog=options.examples(
+        "digitprep render --out-dir data/raw/fonts",
+        "digitprep render --out-dir fonts28 --fonts /usr/share/fonts --drawing-sizes 20 --variants 8 --size 28",
+    )
+)
 @click.option("--out-dir", type=FOLDER, required=True, help=options.RENDER_HELP["out_dir"])
 @options.render_options
 @options.jobs_option
@@ -324,13 +366,20 @@ def render(out_dir, fonts, jobs, quiet, **settings):
     click.echo(f"wrote {summary.written} PNGs to {out_dir} from {len(summary.used)} fonts; {skipped}", err=True)
 
 
-@main.command(short_help="MNIST IDX files or image tables (CSV, TSV, text) -> PNG tree or one-hot CSVs.")
+@main.command(
+    short_help="MNIST IDX files or image tables (CSV, TSV, text) -> PNG tree or one-hot CSVs.",
+    epilog=options.examples(
+        "digitprep mnist data/raw/mnist/train-images-idx3-ubyte.gz --out-dir data/raw/mnist/training",
+        "digitprep mnist data/raw/mnist/t10k-images-idx3-ubyte.gz --sizes 28,20 --out data/processed/mnist_test.csv",
+        "digitprep mnist kaggle/train.csv --sizes 20 --deskew --center --out data/processed/kaggle.csv",
+    ),
+)
 @click.argument("sources", nargs=-1, required=True, type=EXISTING_FILE)
 @click.option(
     "--out-dir", type=FOLDER, help="Write OUT_DIR/<digit>/<n>.png (n: position in SOURCES), replacing digit folders."
 )
 @click.option("--out", type=FILE, help=options.HELP["out"])
-@options.sizes_option(28)
+@options.sizes_option("28")
 @options.classes_option
 @options.normalize_options(False)
 @click.option("--origin", default="mnist", help="Origin recorded in the manifest.")
@@ -372,7 +421,14 @@ def mnist(
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
 
 
-@main.command("fetch-mnist", short_help="Download the four MNIST IDX files, MD5-checked.")
+@main.command(
+    "fetch-mnist",
+    short_help="Download the four MNIST IDX files, MD5-checked.",
+    epilog=options.examples(
+        "digitprep fetch-mnist data/raw/mnist",
+        "digitprep fetch-mnist data/raw/mnist --mirror file:///media/usb/mnist/",
+    ),
+)
 @click.argument("folder", type=FOLDER)
 @click.option(
     "--mirror",

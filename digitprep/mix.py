@@ -53,7 +53,7 @@ def mix_datasets(datasets: list[StoredDataset], names: list[str]) -> StoredDatas
     )
 
 
-NO_TAG = "none"  # how a person names "rows without a tag" in --tag
+NO_TAG = "none"  # how a person names "rows without a tag" in --drawing-size
 
 
 def rows_with_tags(dataset: StoredDataset, tags: tuple[str, ...]) -> StoredDataset:

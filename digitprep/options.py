@@ -98,7 +98,7 @@ class AugmentStrengths:
 STRENGTH_HELP = {  # the --help of each AugmentStrengths field's option
     "rotation": "Degrees: each copy turned by an angle uniform in +-ROTATION (counter-clockwise > 0). 0: off.",
     "shift": "Pixels at 28x28 (scaled to the image): each axis moved uniformly within +-SHIFT. 0: off.",
-    "scale": "Each copy resized by a factor log-uniform in [1/(1+SCALE), 1+SCALE]. 0: off.",
+    "scale": "Each copy resized by a factor log-uniform in [1/(1+ZOOM), 1+ZOOM]. 0: off.",
     "shear": "Degrees of horizontal shear, uniform in +-SHEAR. 0: off.",
     "elastic": "Elastic distortion: Simard et al.'s alpha at 28x28 (scaling of the displacement field). 0: off.",
     "elastic_sigma": "Elastic distortion: Simard's sigma at 28x28 (smoothness of the field, pixels).",
@@ -133,11 +133,28 @@ def _classes(ctx, param, spec: str) -> tuple[int, ...]:
         raise click.BadParameter(str(exc), param_hint="--classes") from None
 
 
-def _tags(ctx, param, value: str) -> tuple[str, ...]:
-    tags = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    if not tags or any(tag not in TAGS for tag in tags):
-        raise click.BadParameter(f"expected a comma-separated subset of {','.join(TAGS)}, got {value!r}")
-    return tags
+def comma_list(item: click.ParamType, example: str):
+    """A click callback: ``"A,B,..."`` -> a tuple of ``item`` values in the order given, duplicates
+    dropped. An empty entry (pointing to ``example``) or a bad one (``item``'s refusal, naming it) is
+    click's one-line BadParameter, exit 2. The one parser of every list option (--sizes,
+    --drawing-sizes), so they read alike."""
+
+    def parse(ctx, param, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        parts = [part.strip() for part in str(value).split(",")]
+        if not all(parts):
+            raise click.BadParameter(f"{value!r} has an empty entry; give a comma list such as {example}")
+        values = []
+        for part in parts:
+            try:
+                values.append(item.convert(part, param, ctx))
+            except click.BadParameter as exc:
+                where = f" (in {value!r})" if len(parts) > 1 else ""
+                raise click.BadParameter(f"{exc.message.rstrip('.')}{where}") from None
+        return tuple(dict.fromkeys(values))
+
+    return parse
 
 
 def _range(low: float, high: float):
@@ -155,7 +172,7 @@ def _range(low: float, high: float):
 
 HELP = {  # the --help of options that several commands share; the group shows their defaults
     "out": "One-hot CSV to write; OUT.manifest.csv, OUT.errors.csv and OUT.build.json go beside it.",
-    "sizes": "Output side in pixels; repeat for several sizes (OUT gets a _SIZE suffix each).",
+    "sizes": "Output sides in pixels, comma-separated, e.g. 20,8 (with several, OUT gets a _SIZE suffix each).",
     "classes": "Digits in the data set, e.g. 0-9 or 1-5 (gives isOne..isFive); other labels are skipped.",
     "deskew": "Undo slant: shear from second-order image moments.",
     "center": "Crop to the ink, fit it into --box keeping aspect ratio, place by centre of mass; --no-center "
@@ -171,17 +188,20 @@ HELP = {  # the --help of options that several commands share; the group shows t
 }
 
 
-def sizes_option(default: int):
-    """--size, repeatable (duplicates dropped), for the commands that write one-hot CSVs."""
-    return click.option(
-        "--size",
-        "sizes",
-        type=click.IntRange(2, 512),
-        multiple=True,
-        default=(default,),
-        help=HELP["sizes"],
-        callback=lambda ctx, param, sizes: tuple(dict.fromkeys(sizes)),
-    )
+SIZE_RANGE = click.IntRange(2, 512)  # an image side in pixels, as --sizes takes it
+SIZE_RANGE.name = "integer"  # click's refusal of 'x' then reads "not a valid integer", not "integer range"
+parse_sizes = comma_list(SIZE_RANGE, "20,8")  # also `digittrain compare --sizes`
+
+
+def sizes_option(default: str, help_text: str = HELP["sizes"]):
+    """--sizes 20,8: a comma list of image sides (duplicates dropped) -> a tuple of ints."""
+    return click.option("--sizes", default=default, metavar="N[,N...]", callback=parse_sizes, help=help_text)
+
+
+def examples(*lines: str) -> str:
+    """A command's --help epilog: "Examples:" and one command line per entry of ``lines``, indented
+    and kept as written (click's ``\\b`` stops it re-wrapping the paragraph)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def quiet_option(lines: str):
@@ -247,11 +267,14 @@ limit_options = stacked(
     click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, help=HELP["max_pixels"]),
     click.option("--max-bytes", type=click.IntRange(1), default=DEFAULT_MAX_BYTES, help=HELP["max_bytes"]),
 )
-strength_options = stacked(  # --rotation, --elastic-sigma...: one per AugmentStrengths field
+# The flag of each AugmentStrengths field: its name, but --zoom for `scale` (the field keeps its name, the
+# build record's key; --scale would read like `show`'s magnification or digittrain's input scaling).
+STRENGTH_FLAGS = {
+    f.name: "--zoom" if f.name == "scale" else f"--{f.name.replace('_', '-')}" for f in fields(AugmentStrengths)
+}
+strength_options = stacked(  # --rotation, --zoom, --elastic-sigma...: one per AugmentStrengths field
     *(
-        click.option(
-            f"--{f.name.replace('_', '-')}", type=FiniteFloat(0), default=f.default, help=STRENGTH_HELP[f.name]
-        )
+        click.option(STRENGTH_FLAGS[f.name], f.name, type=FiniteFloat(0), default=f.default, help=STRENGTH_HELP[f.name])
         for f in fields(AugmentStrengths)
     )
 )
@@ -259,8 +282,9 @@ RENDER_HELP = {  # by RenderConfig field, and --fonts and --out-dir
     "out_dir": "Folder to write <label>_<tag>_<n>.png files, render.manifest.csv and render.fonts.csv into.",
     "fonts": "Font folder or file (.ttf/.otf/.ttc), repeatable [default: matplotlib's bundled fonts, "
     "/usr/share/fonts, /usr/local/share/fonts, ~/.fonts, ~/.local/share/fonts].",
-    "variants": "Images per font, digit and tag.",
-    "tags": "Drawing sizes: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and scaled up.",
+    "variants": "Images per font, digit and drawing size.",
+    "tags": "Drawing sizes, comma-separated: 20 = drawn large (MNIST's 20/28 box), 8 = drawn on an 8x8 grid and "
+    "scaled up; the size is the <tag> of each file name.",
     "canvas": "Side of the written images in pixels.",
     "seed": "Seed of the variations.",
     "rotation": "Largest rotation either way, degrees.",
@@ -280,7 +304,7 @@ def _render_option(flag: str, field: str, **kwargs):
 render_options = stacked(
     click.option("--fonts", type=click.Path(exists=True, path_type=Path), multiple=True, help=RENDER_HELP["fonts"]),
     _render_option("--variants", "variants", type=click.IntRange(1, 1000)),
-    _render_option("--tags", "tags", callback=_tags),
+    _render_option("--drawing-sizes", "tags", metavar="N[,N...]", callback=comma_list(click.Choice(TAGS), "20,8")),
     _render_option("--size", "canvas", type=click.IntRange(8, 512)),
     _render_option("--seed", "seed", type=click.IntRange(0)),
     _render_option("--rotation", "rotation", type=FiniteFloat(0, 45)),

@@ -11,7 +11,7 @@ import numpy as np
 
 from digitprep.decode import UnusableImage, decode_grey
 
-DEFAULT_DPI = 150  # sheet pixels per inch on paper: a 28-pixel MNIST digit at --scale 2 prints 9.5 mm tall
+DEFAULT_DPI = 150  # sheet pixels per inch on paper: a 28-pixel MNIST digit at --magnify 2 prints 9.5 mm tall
 GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
 MISSING_GREY = 40  # a tile with nothing to show (no sample, or a source that cannot be read)
@@ -48,7 +48,7 @@ def contact_sheet(
     labels: np.ndarray,
     classes: tuple[int, ...],
     per_class: int = 12,
-    scale: int = 0,
+    magnify: int = 0,
     seed: int | None = None,
     sources: list[np.ndarray | None] | None = None,
     captions: list[str] | None = None,
@@ -56,10 +56,11 @@ def contact_sheet(
     """uint8 image: one row per class (label on the left), the first ``per_class`` samples of each
     or, with ``seed``, a seeded random choice of them. With ``sources`` (one 2-D uint8 raw image
     or None per row), each sample is drawn as its raw input beside its row, with the row's
-    ``caption`` (what the pipeline decided) under the pair."""
+    ``caption`` (what the pipeline decided) under the pair. Each image pixel is drawn ``magnify``
+    pixels wide (0: 48 // side, at least 1)."""
     side = round(pixels.shape[1] ** 0.5)
-    scale = scale or max(1, 48 // side)
-    tile = side * scale
+    magnify = magnify or max(1, 48 // side)
+    tile = side * magnify
     label_width = max(tile, 24)
     caption_height = max(10, tile // 4) if captions is not None else 0
     cell = 2 * tile + GAP if sources is not None else tile
@@ -79,7 +80,7 @@ def contact_sheet(
                 continue
             row = indices[c]
             sheet[top : top + tile, left + cell - tile : left + cell] = (
-                pixels[row].reshape(side, side).repeat(scale, 0).repeat(scale, 1)
+                pixels[row].reshape(side, side).repeat(magnify, 0).repeat(magnify, 1)
             )
             if sources is not None:
                 raw = sources[row]

@@ -22,9 +22,10 @@ import numpy as np
 
 from digitprep.atomic import OutputSet, write_atomic
 from digitprep.csvio import read_build_record
-from digitprep.options import FiniteFloat, table_arguments, table_options
+from digitprep.options import FiniteFloat, examples, parse_sizes, table_arguments, table_options
 from digitprep.progressbar import progress_bar
 from digitprep.split import stratified_split
+from digittrain import __version__
 from digittrain.activations import ACTIVATIONS
 from digittrain.data import SCALINGS, Scaler, load_dataset
 from digittrain.fit import TrainingOptions, fit_network
@@ -163,7 +164,8 @@ def training_options(function):
             help="Share of each target spread over all classes.",
         ),
         click.option(
-            "--scale",
+            "--input-scaling",
+            "scale",
             type=click.Choice(SCALINGS),
             default="unit",
             show_default=True,
@@ -199,7 +201,17 @@ def training_options_from(values: dict, loss_target: float = 0.005) -> TrainingO
     )
 
 
-@click.group(cls=Commands, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Commands,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        "digittrain --size 20 --epochs 40 --save reports/model_20.npz --plot reports/curves_20.png",
+        "digittrain --train data/processed/mine_20_train.csv --hidden 128 --input-scaling standard",
+        "digittrain evaluate reports/model_20.npz --test data/processed/test_20.csv",
+    ),
+)
+@click.version_option(__version__, "--version", prog_name="digittrain")  # also under python -m
 @click.option(
     "--size",
     type=int,
@@ -408,7 +420,12 @@ def report_run(history, loss_target: float) -> None:
     click.echo(f"Training time: {history.seconds:.1f} s")
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "digittrain evaluate reports/model_20.npz --test data/processed/test_20.csv",
+        "digittrain evaluate reports/model_20.npz --test data/processed/test_all_20.csv --confusion all.pdf",
+    )
+)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--test",
@@ -454,7 +471,12 @@ def evaluate(model_path, test_path, confusion, dpi, default_activation):
     click.echo(f"confusion matrix: {confusion}", err=True)
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "digittrain predict reports/model_20.npz photo.jpg scans/ --top 3",
+        "digittrain predict reports/model_20.npz kaggle/test.csv --out submission.csv",
+    )
+)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("sources", metavar="DATA...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -513,7 +535,12 @@ def predict(model_path, sources, out, probabilities, top, as_csv, **table):
         raise SystemExit(1)
 
 
-@main.command("import-weights")
+@main.command(
+    "import-weights",
+    epilog=examples(
+        "digittrain import-weights weights.pkl --out reports/imported.npz --activation sigmoid",
+    ),
+)
 @click.argument("pickle_path", metavar="FILE.pkl", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -539,7 +566,11 @@ def import_weights(pickle_path, out, activation):
     click.echo(f"{out}: {'-'.join(map(str, model.sizes))}{hidden}, softmax output, inputs /255 (from {pickle_path})")
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "digittrain regress xy.csv --hidden 16,16 --epochs 1000 --plot reports/regression.png",
+    )
+)
 @click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--hidden", default="4,4", show_default=True, help="Hidden layer sizes, comma-separated.")
 @click.option(
@@ -617,7 +648,12 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
     click.echo(f"Plot saved to {plot}")
 
 
-@main.command()
+@main.command(
+    epilog=examples(
+        "digittrain compare --sizes 8,20 --epochs 10",
+        "digittrain compare --data data/processed/mnist --sizes 20 --no-mixed --input-scaling mnist",
+    )
+)
 @click.option(
     "--data",
     "data_dir",
@@ -626,7 +662,14 @@ def regress(data_path, hidden, activation, init_spec, optimizer, lr, epochs, bat
     show_default=True,
     help="Folder with train_SIZE/test_SIZE/test_all_SIZE and train_mixed/test_mixed CSVs (`make dataset`).",
 )
-@click.option("--sizes", default="8,20", show_default=True, help="Resolutions to train on, comma-separated.")
+@click.option(
+    "--sizes",
+    default="8,20",
+    show_default=True,
+    metavar="N[,N...]",
+    callback=parse_sizes,
+    help="Resolutions to train on, comma-separated: --data's train_SIZE.csv each.",
+)
 @click.option("--mixed/--no-mixed", default=True, show_default=True, help="Also train on the mixed set.")
 @click.option(
     "--ablate",
@@ -653,18 +696,16 @@ def compare(data_dir, sizes, mixed, ablate_dir, baseline, out_dir, dpi, **traini
     from digittrain.experiments import compare as run_comparison
 
     options = training_options_from(training)
-    try:
-        resolutions = [int(s) for s in sizes.replace(" ", "").split(",") if s]
-    except ValueError:
-        raise click.BadParameter(f"{sizes!r}: give sizes such as 8,20", param_hint="--sizes") from None
     folders = [Path(data_dir)] + ([Path(ablate_dir)] if ablate_dir else [])
-    sets = [s for folder in folders for s in training_sets(folder, resolutions, mixed)]
+    sets = [s for folder in folders for s in training_sets(folder, list(sizes), mixed)]
     out_dir = Path(out_dir)
     with OutputSet() as outputs:  # opened before the runs: an unwritable --out-dir fails now
         table, csv_file, chart = (outputs.open(out_dir / name) for name in ("compare.md", "compare.csv", "compare.png"))
         scores = run_comparison(sets, options, baseline, log=lambda line: click.echo(line, err=True))
         # The command line as typed, for the report; None when called from Python (tests).
-        command = shlex.join(["digittrain", *sys.argv[1:]]) if Path(sys.argv[0]).name == "digittrain" else None
+        program = Path(sys.argv[0])
+        typed = program.name == "digittrain" or program.parts[-2:] == ("digittrain", "__main__.py")
+        command = shlex.join(["digittrain", *sys.argv[1:]]) if typed else None
         table.write(report_markdown(scores, options, folders, command).encode())
         csv_file.write(scores_csv(scores))
         chart.write(chart_png(scores, dpi))

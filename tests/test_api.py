@@ -48,7 +48,7 @@ def built(tmp_path_factory):
             raw[str(write_image(folder / "raw" / str(digit) / f"{n}.png", image))] = image
     out = folder / "digits.csv"
     result = invoke(
-        digitprep_main, ["build", folder / "raw", "--size", SIZE, "--deskew", "--center", "--out", out, "-q"]
+        digitprep_main, ["build", folder / "raw", "--sizes", SIZE, "--deskew", "--center", "--out", out, "-q"]
     )
     assert result.exit_code == 0, result.output
     return out, raw

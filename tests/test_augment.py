@@ -267,7 +267,8 @@ def test_csv_same_seed_same_bytes_other_seed_other_bytes_and_zero_strength(tmp_p
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.manifest.csv").read_bytes() == (tmp_path / "b.manifest.csv").read_bytes()
     assert (tmp_path / "a.csv").read_bytes() != (tmp_path / "c.csv").read_bytes()
-    zeros = [arg for name in TRANSFORMS for arg in (f"--{name}", 0)]
+    flags = [f"--{name}" if name != "scale" else "--zoom" for name in TRANSFORMS]  # field scale's flag: --zoom
+    zeros = [arg for flag in flags for arg in (flag, 0)]
     result = run("augment", tmp_path / "d.csv", "--out", tmp_path / "z.csv", "--no-keep-originals", *zeros)
     assert result.exit_code == 0, result.output
     assert np.array_equal(read_onehot_csv(tmp_path / "z.csv")[0], pixels)

@@ -63,7 +63,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_every_bad_input_is_reported_and_good_files_still_land(in_tmp):
     src = good_folder(in_tmp / "src")
     expected = add_bad_files(src)
-    result = run("src", "--size", 20, "--classes", "1-5", "--labels", "folder", "--center", "--out", "out.csv")
+    result = run("src", "--sizes", 20, "--classes", "1-5", "--labels", "folder", "--center", "--out", "out.csv")
     assert result.exit_code == 0, result.output
     pixels, labels, classes = read_onehot_csv(in_tmp / "out.csv")
     assert labels.tolist() == [1, 2, 3] and classes == (1, 2, 3, 4, 5) and pixels.shape == (3, 400)
@@ -85,7 +85,7 @@ def test_every_bad_input_is_reported_and_good_files_still_land(in_tmp):
 
 def test_all_three_flavours_come_out_ink_high(in_tmp):
     good_folder(in_tmp / "src")
-    assert run("src", "--size", 28, "--center", "--out", "o.csv").exit_code == 0
+    assert run("src", "--sizes", 28, "--center", "--out", "o.csv").exit_code == 0
     pixels, _, _ = read_onehot_csv(in_tmp / "o.csv")
     images = pixels.reshape(-1, 28, 28)
     assert (images[:, 0, :] == 0).all() and (images[:, :, 0] == 0).all()  # background 0
@@ -96,7 +96,7 @@ def test_strict_writes_nothing_and_fails(in_tmp):
     src = good_folder(in_tmp / "src")
     (src / "1" / "empty.png").write_bytes(b"")
     (in_tmp / "out.csv").write_text("previous\n")
-    result = run("src", "--size", 8, "--strict", "--out", "out.csv")
+    result = run("src", "--sizes", 8, "--strict", "--out", "out.csv")
     assert result.exit_code == 1 and "nothing written" in result.output
     assert (in_tmp / "out.csv").read_text() == "previous\n"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["out.csv", "src"]
@@ -108,10 +108,7 @@ def test_rerun_is_byte_identical_and_parallel_equals_serial(in_tmp, monkeypatch)
     monkeypatch.setattr(build_module, "CHUNK_FILES", 2)  # several chunks over several workers
     outputs = []
     for jobs in (1, 2, 2):
-        assert (
-            run("src", "--size", 20, "--size", 8, "--deskew", "--center", "--jobs", jobs, "--out", "d.csv").exit_code
-            == 0
-        )
+        assert run("src", "--sizes", "20,8", "--deskew", "--center", "--jobs", jobs, "--out", "d.csv").exit_code == 0
         outputs.append({p.name: p.read_bytes() for p in sorted(in_tmp.glob("d_*"))})
     assert sorted(outputs[0]) == [
         "d_20.build.json",
@@ -152,7 +149,7 @@ def test_the_progress_total_counts_every_file_found(in_tmp, monkeypatch):
 
 def test_manifest_describes_each_row(in_tmp):
     good_folder(in_tmp / "src")
-    run("src", "--size", 8, "--out", "m.csv")
+    run("src", "--sizes", 8, "--out", "m.csv")
     lines = (in_tmp / "m.manifest.csv").read_text().splitlines()
     assert lines[0] == "path,label,tag,origin,width,height,sha256,orientation,inverted,paper,lines,stroke"
     path, label, _tag, origin, width, height, digest, *decisions = lines[1].split(",")
@@ -172,7 +169,7 @@ def test_labelrow_pngs(in_tmp):
     image[5:18, 8:12] = 0
     write_image(in_tmp / "raw" / "anything.png", image)
     assert (
-        run("raw", "--labels", "labelrow", "--size", 20, "--no-deskew", "--no-center", "--out", "l.csv").exit_code == 0
+        run("raw", "--labels", "labelrow", "--sizes", 20, "--no-deskew", "--no-center", "--out", "l.csv").exit_code == 0
     )
     pixels, labels, _ = read_onehot_csv(in_tmp / "l.csv")
     assert labels.tolist() == [4]
@@ -183,7 +180,7 @@ def test_labelrow_pngs(in_tmp):
 
 def test_interrupted_build_leaves_previous_csv_untouched(in_tmp, monkeypatch):
     src = good_folder(in_tmp / "src")
-    run("src", "--size", 8, "--out", "keep.csv")
+    run("src", "--sizes", 8, "--out", "keep.csv")
     before = {p.name: p.read_bytes() for p in in_tmp.glob("keep*")}
     chunks = []
 
@@ -209,7 +206,7 @@ def test_deskew_of_many_tall_images_of_one_size_gives_each_image_its_own_rows(in
         for dx in range(4):
             image[rows, 16 + i % 5 + ((0.1 + 0.05 * (i % 3)) * (rows - 65)).astype(int) + dx] = 0
         write_image(in_tmp / "src" / str(i % 10) / f"{i:03}.png", image)
-    result = run("src", "--size", 20, "--deskew", "--center", "--labels", "folder", "--jobs", 1, "--out", "t.csv")
+    result = run("src", "--sizes", 20, "--deskew", "--center", "--labels", "folder", "--jobs", 1, "--out", "t.csv")
     assert result.exit_code == 0, result.output
     pixels, labels, _ = read_onehot_csv(in_tmp / "t.csv")
     assert len(labels) == 260
@@ -226,7 +223,7 @@ def test_an_image_too_tall_to_deskew_is_an_error_row(in_tmp):
     tall[100:32000, 2:5] = 255
     tall[20000:32000, 5:7] = 255
     write_image(in_tmp / "src" / "4" / "tall.png", tall)
-    result = run("src", "--size", 20, "--deskew", "--center", "--out", "t.csv")
+    result = run("src", "--sizes", 20, "--deskew", "--center", "--out", "t.csv")
     assert result.exit_code == 0, result.output
     assert "wrote 3 rows" in result.stderr and "Traceback" not in result.output
     errors = (in_tmp / "t.errors.csv").read_text().splitlines()
@@ -244,8 +241,8 @@ def test_bad_options_are_one_line_errors(in_tmp):
 
 def test_show_writes_a_contact_sheet(in_tmp):
     good_folder(in_tmp / "src")
-    run("src", "--size", 20, "--center", "--out", "s.csv")
-    result = CliRunner().invoke(main, ["show", "s.csv", "--out", "sheet.png", "--per-class", "2", "--scale", "2"])
+    run("src", "--sizes", 20, "--center", "--out", "s.csv")
+    result = CliRunner().invoke(main, ["show", "s.csv", "--out", "sheet.png", "--per-class", "2", "--magnify", "2"])
     assert result.exit_code == 0
     import cv2
 
@@ -258,9 +255,9 @@ def test_show_writes_a_contact_sheet(in_tmp):
 
 def test_show_source_draws_each_raw_input_beside_its_row_with_its_decisions(in_tmp):
     good_folder(in_tmp / "src")
-    run("src", "--size", 20, "--center", "--out", "s.csv")
+    run("src", "--sizes", 20, "--center", "--out", "s.csv")
     (in_tmp / "src" / "3" / "c.png").unlink()  # a source gone since the build: a dark tile, said once
-    args = ["show", "s.csv", "--source", "--out", "why.png", "--per-class", "1", "--scale", "2"]
+    args = ["show", "s.csv", "--source", "--out", "why.png", "--per-class", "1", "--magnify", "2"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "3 rows shown beside their sources; 1 source(s) could not be read" in result.output
@@ -301,12 +298,12 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(in_tmp, monkeypatc
             output.handle = FullDisk(output.handle)
 
     monkeypatch.setattr(OutputFile, "__init__", init)
-    result = run("src", "--size", 8, "--jobs", 1, "--quiet", "--out", "w.csv")  # no 'Found' line
+    result = run("src", "--sizes", 8, "--jobs", 1, "--quiet", "--out", "w.csv")  # no 'Found' line
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: w.csv: cannot write (No space left on device)"
     assert sorted(p.name for p in in_tmp.iterdir()) == ["src"]
     (in_tmp / "here").write_text("a file")
-    result = run("src", "--size", 8, "--quiet", "--out", "here/w.csv")
+    result = run("src", "--sizes", 8, "--quiet", "--out", "here/w.csv")
     assert (
         result.exit_code == 1
         and result.output.strip() == "Error: here/w.csv: cannot write (here is a file, not a folder)"

@@ -55,7 +55,7 @@ def listing(folder) -> list[str]:
 def test_a_killed_worker_is_a_one_line_error_with_nothing_left(slow_source, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    command = [*BUILD, slow_source, "--size", "20", "--jobs", "2", "--quiet", "--out", out / "x.csv"]  # no Found line
+    command = [*BUILD, slow_source, "--sizes", "20", "--jobs", "2", "--quiet", "--out", out / "x.csv"]  # no Found line
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers = wait_for_workers(process)
     family = descendants(process.pid)
@@ -72,7 +72,7 @@ def test_sigterm_stops_a_build_cleanly_with_exit_143(slow_source, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "x.csv").write_text("previous\n")
-    command = [*BUILD, slow_source, "--size", "20", "--deskew", "--center", "--jobs", "2", "--out", out / "x.csv"]
+    command = [*BUILD, slow_source, "--sizes", "20", "--deskew", "--center", "--jobs", "2", "--out", out / "x.csv"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_workers(process)
     family = descendants(process.pid)
@@ -88,7 +88,7 @@ def test_sigterm_while_the_pool_is_still_starting_ends_the_run_too(slow_source, 
     # terminated), then let a half-started worker print a traceback.
     for attempt in range(3):
         out = tmp_path / str(attempt)
-        command = [*BUILD, slow_source, "--size", "20", "--jobs", "2", "--out", out / "x.csv"]
+        command = [*BUILD, slow_source, "--sizes", "20", "--jobs", "2", "--out", out / "x.csv"]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while not descendants(process.pid) and time.monotonic() < deadline:
@@ -105,7 +105,7 @@ def test_sigterm_while_the_pool_is_still_starting_ends_the_run_too(slow_source, 
 def test_a_killed_run_leaves_workers_that_exit_quietly_and_temporaries_the_next_run_sweeps(slow_source, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    command = [*BUILD, slow_source, "--size", "20", "--jobs", "2", "--quiet", "--out", out / "x.csv"]  # no Found line
+    command = [*BUILD, slow_source, "--sizes", "20", "--jobs", "2", "--quiet", "--out", out / "x.csv"]  # no Found line
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_workers(process)
     family = descendants(process.pid)
@@ -175,7 +175,7 @@ def test_a_row_is_the_same_built_alone_or_among_two_thousand_files_and_whatever_
     outputs = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"all{jobs}"
-        command = [*BUILD, tmp_path / "src", "--size", "20", "--size", "8", "--deskew", "--center", "--quiet"]
+        command = [*BUILD, tmp_path / "src", "--sizes", "20,8", "--deskew", "--center", "--quiet"]
         result = subprocess.run([*command, "--jobs", jobs, "--out", out / "d.csv"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         outputs[jobs] = {name: (out / name).read_bytes() for name in listing(out)}
@@ -185,7 +185,7 @@ def test_a_row_is_the_same_built_alone_or_among_two_thousand_files_and_whatever_
     for position in (0, 777, 1999):
         alone = tmp_path / f"alone{position}"
         source = tmp_path / "src" / paths[position].split("src/", 1)[1]
-        command = [*BUILD, source, "--size", "20", "--size", "8", "--deskew", "--center", "--out", alone / "d.csv"]
+        command = [*BUILD, source, "--sizes", "20,8", "--deskew", "--center", "--out", alone / "d.csv"]
         assert subprocess.run(command, capture_output=True).returncode == 0
         for size in (20, 8):
             assert (alone / f"d_{size}.csv").read_text().splitlines()[1] == rows[size][position]
@@ -195,7 +195,7 @@ def test_the_full_mnist_test_set_with_default_jobs_equals_one_job(mnist_png_root
     outputs = []
     for jobs in ([], ["--jobs", "1"]):
         out = tmp_path / f"run{len(outputs)}"
-        command = [*BUILD, mnist_png_root / "testing", "--size", "20", "--deskew", "--center", "--out", out / "t.csv"]
+        command = [*BUILD, mnist_png_root / "testing", "--sizes", "20", "--deskew", "--center", "--out", out / "t.csv"]
         result = subprocess.run([*command, "--quiet", *jobs], capture_output=True, text=True)
         assert result.returncode == 0 and "wrote 10000 rows" in result.stderr, result.stderr
         outputs.append({name: (out / name).read_bytes() for name in listing(out)})

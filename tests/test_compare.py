@@ -91,7 +91,7 @@ def test_compare_without_the_data_names_the_missing_file(tmp_path):
 
 def test_compare_rejects_bad_sizes(tmp_path):
     result = CliRunner().invoke(main, ["compare", "--data", str(tmp_path), "--sizes", "8,x"])
-    assert result.exit_code == 2 and "'8,x': give sizes such as 8,20" in result.output
+    assert result.exit_code == 2 and "'x' is not a valid integer (in '8,x')" in result.output
 
 
 def full_disk_fsync(fd):

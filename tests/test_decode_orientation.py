@@ -105,7 +105,8 @@ def test_a_corrupt_exif_block_leaves_the_image_readable_and_upright(tmp_path):
     assert orientation == 1 and grey.shape == (40, 30) and abs(int(grey[20, 15]) - 20) <= 4
     (tmp_path / "src" / "1").mkdir(parents=True)
     (tmp_path / "src" / "1" / "a.jpg").write_bytes(buffer.getvalue())
-    command = [sys.executable, "-m", "digitprep", "build", "src", "--labels", "folder", "--size", "8", "--classes", "1"]
+    options = ["--labels", "folder", "--sizes", "8", "--classes", "1"]
+    command = [sys.executable, "-m", "digitprep", "build", "src", *options]
     done = subprocess.run([*command, "--out", "x.csv"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr.splitlines() == [
         "Found 1 image in 1 class",

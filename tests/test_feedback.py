@@ -64,7 +64,7 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 def test_the_default_build_centres_a_small_digit_drawn_in_the_corner_of_its_page(in_tmp):
     write_image(in_tmp / "src" / "3" / "corner.png", corner_drawing())
-    result = build("src", "--size", 28, "--out", "d.csv")
+    result = build("src", "--sizes", 28, "--out", "d.csv")
     assert result.exit_code == 0, result.output
     pixels, labels, _ = read_onehot_csv(in_tmp / "d.csv")
     assert labels.tolist() == [3]
@@ -80,7 +80,7 @@ def test_the_default_build_centres_a_small_digit_drawn_in_the_corner_of_its_page
 def test_no_deskew_no_center_gives_the_plain_resize_and_warns_of_small_digits(in_tmp):
     page = corner_drawing()
     write_image(in_tmp / "src" / "3" / "corner.png", page)
-    result = build("src", "--size", 28, "--no-deskew", "--no-center", "--out", "p.csv")
+    result = build("src", "--sizes", 28, "--no-deskew", "--no-center", "--out", "p.csv")
     assert result.exit_code == 0, result.output
     pixels, _, _ = read_onehot_csv(in_tmp / "p.csv")
     (plain,) = normalize(page, (28,), NormalizeOptions(deskew=False, center=False))
@@ -97,7 +97,7 @@ def test_no_deskew_no_center_gives_the_plain_resize_and_warns_of_small_digits(in
 
 def test_no_small_digit_warning_for_digits_that_fill_their_image(in_tmp):
     small_digits(in_tmp / "src", {label: 2 for label in range(10)})  # 40 px images, digits ~25 px tall
-    result = build("src", "--size", 20, "--no-center", "--out", "b.csv")
+    result = build("src", "--sizes", 20, "--no-center", "--out", "b.csv")
     assert result.exit_code == 0, result.output
     assert "warning" not in result.stderr
     pixels, _, _ = read_onehot_csv(in_tmp / "b.csv")
@@ -117,7 +117,7 @@ def test_an_unlabelled_folder_exits_1_with_one_collapsed_line_and_writes_nothing
     for name in names:
         write_image(in_tmp / "drawings" / name, drawn_digit("3"))
     (in_tmp / "mine.csv").write_text("previous\n")
-    result = build("drawings", "--size", 20, "--size", 8, "--out", "mine.csv")
+    result = build("drawings", "--sizes", "20,8", "--out", "mine.csv")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "Found no usable image among 5 files",
@@ -135,7 +135,7 @@ def test_an_unlabelled_folder_exits_1_with_one_collapsed_line_and_writes_nothing
 
 def test_mnist_tables_that_give_no_row_exit_1_too(in_tmp):
     (in_tmp / "t.csv").write_text("label,p1,p2,p3,p4\n1,0,255,255,0\n")
-    result = run("mnist", "t.csv", "--classes", "2", "--size", 4, "--out", "m.csv")
+    result = run("mnist", "t.csv", "--classes", "2", "--sizes", 4, "--out", "m.csv")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "skipped t.csv#0: label 1 is not in the class set",
@@ -163,7 +163,7 @@ def test_skips_are_collapsed_by_kind_with_a_hint_and_listed_in_full_in_the_error
             write_image(in_tmp / "src" / word / f"{n}.png", drawn_digit("0"))
     for n in range(4):
         (in_tmp / "src" / "5" / f"broken{n}.png").write_bytes(b"")
-    result = build("src", "--size", 8, "--out", "s.csv")
+    result = build("src", "--sizes", 8, "--out", "s.csv")
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     # The empty files are found in folder 5 and counted as its images: nothing is read before the line.
@@ -183,19 +183,19 @@ def test_skips_are_collapsed_by_kind_with_a_hint_and_listed_in_full_in_the_error
 
 def test_the_found_line_counts_images_per_class_and_quiet_silences_it(in_tmp):
     small_digits(in_tmp / "even", {label: 5 for label in range(10)})
-    result = build("even", "--size", 8, "--out", "e.csv")
+    result = build("even", "--sizes", 8, "--out", "e.csv")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == ["Found 50 images in 10 classes (5 each)", "wrote 50 rows to e.csv"]
     small_digits(in_tmp / "uneven", {0: 3, 1: 7, 2: 4})
-    result = build("uneven", "--size", 8, "--classes", "0-2", "--out", "u.csv")
+    result = build("uneven", "--sizes", 8, "--classes", "0-2", "--out", "u.csv")
     assert result.stderr.splitlines() == ["Found 14 images in 3 classes (3-7 each)", "wrote 14 rows to u.csv"]
-    quiet = build("uneven", "--size", 8, "--classes", "0-2", "--out", "u.csv", "--quiet")
+    quiet = build("uneven", "--sizes", 8, "--classes", "0-2", "--out", "u.csv", "--quiet")
     assert quiet.stderr.splitlines() == ["wrote 14 rows to u.csv"]
 
 
 def test_a_class_with_no_image_or_a_single_one_is_warned_of(in_tmp):
     small_digits(in_tmp / "src", {0: 3, 1: 1, 2: 3, 4: 1})
-    result = build("src", "--size", 8, "--classes", "0-4", "--out", "c.csv", "--quiet")  # warnings stay
+    result = build("src", "--sizes", 8, "--classes", "0-4", "--out", "c.csv", "--quiet")  # warnings stay
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         "warning: class 3 has no image (--classes 0-4): a model trained on these rows never predicts them",
@@ -257,7 +257,7 @@ def test_a_box_that_is_not_finite_is_refused_naming_the_option(in_tmp, value):
         ("augment", "--noise", "nan"),
         ("render", "--rotation", "nan"),
         ("render", "--jitter", "inf"),
-        ("split", "--test", "nan"),
+        ("split", "--test-share", "nan"),
     ],
 )
 def test_every_numeric_option_refuses_values_that_are_not_finite(in_tmp, command, option, value):
@@ -313,7 +313,7 @@ def test_a_bar_drawn_slanted_and_small_comes_out_upright_by_default(in_tmp):
     page = np.full((200, 200), 255, np.uint8)
     cv2.line(page, (150, 120), (170, 180), 0, 5)  # a "1" leaning right, in the lower-right corner
     write_image(in_tmp / "src" / "1" / "lean.png", page)
-    assert build("src", "--size", 28, "--out", "l.csv").exit_code == 0
+    assert build("src", "--sizes", 28, "--out", "l.csv").exit_code == 0
     image = read_onehot_csv(in_tmp / "l.csv")[0][0].reshape(28, 28)
     width, height = ink_box(image)
     assert height == 20 and width <= 6  # upright, filling the box's height

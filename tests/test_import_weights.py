@@ -420,7 +420,7 @@ def test_sample_weights_read_0_9352_on_the_mnist_test_set(sample_model, tmp_path
     if not images.exists():
         pytest.skip("../shared/data/mnist is absent")
     built = CliRunner().invoke(
-        digitprep_main, ["mnist", str(images), "--size", "28", "--out", str(tmp_path / "X.csv"), "-q"]
+        digitprep_main, ["mnist", str(images), "--sizes", "28", "--out", str(tmp_path / "X.csv"), "-q"]
     )
     assert built.exit_code == 0, built.output
     result = invoke(["evaluate", sample_model, "--test", tmp_path / "X.csv", "--confusion", tmp_path / "c.png"])

@@ -96,7 +96,7 @@ def run_make(folder: Path, *args: str, background: bool = False) -> subprocess.C
 
 def make(folder: Path, *extra: str, background: bool = False) -> subprocess.CompletedProcess | subprocess.Popen:
     """`make dataset` on the two raw origins."""
-    base = ("dataset", "RAW=raw/hand raw/font", "ABLATE=0", "JOBS=1", f"SIZES={' '.join(SIZES)}")
+    base = ("dataset", "RAW=raw/hand raw/font", "ABLATE=0", "JOBS=1", f"SIZES={','.join(SIZES)}")
     return run_make(folder, *base, *extra, background=background)
 
 
@@ -242,7 +242,7 @@ def test_a_replaced_jpeg_or_an_oddly_named_one_rebuilds_its_origin(jpeg_project)
     assert run_make(jpeg_project, "-q", "dataset", *JPEG_ARGS).returncode == 1
     rebuilt = run_make(jpeg_project, "dataset", *JPEG_ARGS, "V=1")  # V=1: the commands, not the steps
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
-    assert "digitprep build raw/hand --labels auto --origin hand --size 8" in rebuilt.stdout
+    assert "digitprep build raw/hand --labels auto --origin hand --sizes 8" in rebuilt.stdout
     assert f"--out {JPEG_DATA}/parts/hand_8.csv" in rebuilt.stdout and steps(rebuilt.stdout) == []
     assert not np.array_equal(pixels_of("raw/hand/3/1.jpg"), before)
 
@@ -328,6 +328,23 @@ def test_a_changed_training_flag_retrains_and_an_unchanged_rerun_does_nothing(jp
     assert run_make(jpeg_project, *compare, "LR=0.01", "-q").returncode == 1
 
 
+def test_size_lists_are_comma_lists_handed_on_as_the_tools_flags(tmp_path):
+    copy_makefile(tmp_path)
+    lists = ("SIZES=8,28", "DRAWING_SIZES=8", "ABLATE=0", "V=1")
+    result = run_make(tmp_path, "-n", "dataset", "compare", "RAW=raw/hand raw/font", *lists)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+
+    builds = [line for line in lines if "digitprep build" in line]
+    assert len(builds) == 2 and all(" --sizes 20,28,8 " in line for line in builds)  # and MIXED_SIZE 20
+    splits = [line for line in lines if "digitprep split" in line]
+    assert len(splits) == 2 * 3 and all(" --test-share 0.2 " in line for line in splits)
+    filtered = {line.rsplit("--out ", 1)[1] for line in lines if "--drawing-size 8 --drawing-size none --out" in line}
+    assert filtered == {f"{PROCESSED}/{kind}_8.csv" for kind in ("train", "test")}  # 28 is no drawing size
+    (compare,) = [line for line in lines if "digittrain compare" in line]
+    assert f"--data {PROCESSED} --sizes 8,28 " in compare
+
+
 def test_a_bare_make_prints_the_help_and_touches_nothing(tmp_path):
     copy_makefile(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -342,3 +359,5 @@ def test_a_bare_make_prints_the_help_and_touches_nothing(tmp_path):
     assert targets <= described and variables <= described, (targets | variables) - described
     assert {"EPOCHS", "HIDDEN", "LR", "BATCH", "TRAIN_FLAGS", "COMPARE_FLAGS", "V", "RAW"} <= variables
     assert run_make(tmp_path, "help").stdout == result.stdout
+    assert re.search(r"^  SIZES .*comma-separated.*\[8,20\]$", result.stdout, re.MULTILINE)
+    assert re.search(r"^  DRAWING_SIZES .*comma-separated.*\n +\[8,20\]$", result.stdout, re.MULTILINE)

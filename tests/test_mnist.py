@@ -377,7 +377,7 @@ def test_idx_to_png_tree_to_build_28_reproduces_the_pixels(tmp_path):
     tree_images, tree_labels = png_tree_pixels(tmp_path / "tree", 40)
     assert np.array_equal(tree_images, images) and np.array_equal(tree_labels, labels)
     out = tmp_path / "b.csv"
-    plain = ["--size", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
+    plain = ["--sizes", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
     assert run("build", tmp_path / "tree", "--labels", "folder", *plain, "-q", "--out", out).exit_code == 0
     index, pixels, built_labels = rows_by_source_index(out)
     assert index.tolist() == list(range(40))
@@ -388,7 +388,7 @@ def test_real_t10k_through_the_png_tree_and_build(t10k, tmp_path):
     images_path, _ = t10k_files()
     assert run("mnist", images_path, "--out-dir", tmp_path / "testing").exit_code == 0
     out = tmp_path / "t.csv"
-    plain = ["--size", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
+    plain = ["--sizes", 28, "--no-deskew", "--no-center"]  # build deskews and centres by default (issue 14)
     assert run("build", tmp_path / "testing", "--labels", "folder", *plain, "-q", "--out", out).exit_code == 0
     index, pixels, labels = rows_by_source_index(out)
     assert index.tolist() == list(range(10_000))
@@ -490,7 +490,7 @@ def test_csv_with_normalisation_equals_build_on_the_png_tree(tmp_path, monkeypat
     images, labels = synthetic_mnist(50, seed=3)
     source = write_pair(tmp_path, images, labels)
     assert run("mnist", source, "--out-dir", "tree").exit_code == 0
-    options = ["--size", 20, "--size", 8, "--deskew", "--center", "--box", 0.6, "--jobs", 1, "-q"]
+    options = ["--sizes", "20,8", "--deskew", "--center", "--box", 0.6, "--jobs", 1, "-q"]
     assert run("mnist", source, *options, "--out", "m.csv").exit_code == 0
     assert run("build", "tree", "--labels", "folder", *options, "--out", "b.csv").exit_code == 0
     for size in (20, 8):
@@ -506,7 +506,7 @@ def test_csv_from_kaggle_rows_parallel_equals_serial(tmp_path, monkeypatch):
     write_kaggle_csv(tmp_path / "k.csv", images, labels, header=False)
     outputs = []  # 25 rows: tasks of 7 rows in process, of 4 rows on two workers
     for jobs in (1, 2):
-        assert run("mnist", "k.csv", "--size", 14, "--center", "--jobs", jobs, "-q", "--out", "k14.csv").exit_code == 0
+        assert run("mnist", "k.csv", "--sizes", 14, "--center", "--jobs", jobs, "-q", "--out", "k14.csv").exit_code == 0
         outputs.append({p.name: p.read_bytes() for p in sorted(tmp_path.glob("k14*"))})
     assert outputs[0] == outputs[1] and len(outputs[0]) == 4
     assert (tmp_path / "k14.manifest.csv").read_text().splitlines()[25].startswith("k.csv#24,")
@@ -535,8 +535,8 @@ def test_usage_errors(tmp_path):
     source = write_pair(tmp_path, images, labels)
     assert "either --out-dir" in run("mnist", source).output
     assert "either --out-dir" in run("mnist", source, "--out", tmp_path / "a.csv", "--out-dir", tmp_path / "t").output
-    result = run("mnist", source, "--out-dir", tmp_path / "t", "--size", 20, "--deskew")
-    assert result.exit_code == 2 and "--size, --deskew only apply to --out" in result.output
+    result = run("mnist", source, "--out-dir", tmp_path / "t", "--sizes", 20, "--deskew")
+    assert result.exit_code == 2 and "--sizes, --deskew only apply to --out" in result.output
 
 
 # --- download ----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def data_set(folder, stem="X"):
 
 def test_size_28_without_normalisation_reproduces_every_test_image(mnist_png_root, t10k, tmp_path):
     out = tmp_path / "t28.csv"
-    build([mnist_png_root / "testing", "--size", 28, "--labels", "folder", "--no-deskew", "--no-center", "--out", out])
+    build([mnist_png_root / "testing", "--sizes", 28, "--labels", "folder", "--no-deskew", "--no-center", "--out", out])
     pixels, labels, _ = read_onehot_csv(out)
     manifest = pd.read_csv(tmp_path / "t28.manifest.csv")
     index = manifest["path"].str.extract(r"/(\d+)\.png$")[0].astype(int).to_numpy()
@@ -55,7 +55,7 @@ def test_size_28_without_normalisation_reproduces_every_test_image(mnist_png_roo
 
 def test_size_20_deskew_center_gives_valid_rows(mnist_png_root, tmp_path):
     out = tmp_path / "t20.csv"
-    build([mnist_png_root / "testing", "--size", 20, "--deskew", "--center", "--labels", "folder", "--out", out])
+    build([mnist_png_root / "testing", "--sizes", 20, "--deskew", "--center", "--labels", "folder", "--out", out])
     frame = pd.read_csv(out)
     assert frame.shape == (10_000, 410)
     onehot = frame.iloc[:, 400:].to_numpy()
@@ -66,8 +66,8 @@ def test_size_20_deskew_center_gives_valid_rows(mnist_png_root, tmp_path):
 
 
 def test_mnist_t10k_at_28_is_the_idx_pixels_and_the_same_on_one_job(t10k, tmp_path):
-    stderr, seconds = digitprep("mnist", T10K_IMAGES, T10K_LABELS, "--size", 28, "--out", "all/X.csv", cwd=tmp_path)
-    print(f"mnist t10k --size 28, default --jobs: {seconds:.1f} s")
+    stderr, seconds = digitprep("mnist", T10K_IMAGES, T10K_LABELS, "--sizes", 28, "--out", "all/X.csv", cwd=tmp_path)
+    print(f"mnist t10k --sizes 28, default --jobs: {seconds:.1f} s")
     assert stderr == "wrote 10000 rows to all/X.csv\n"
     pixels, labels, classes = read_onehot_csv(tmp_path / "all" / "X.csv")
     assert classes == tuple(range(10)) and pixels.shape == (10_000, 784)
@@ -79,15 +79,15 @@ def test_mnist_t10k_at_28_is_the_idx_pixels_and_the_same_on_one_job(t10k, tmp_pa
     assert (tmp_path / "all" / "X.errors.csv").read_text() == "path,reason\n"
     record = json.loads((tmp_path / "all" / "X.build.json").read_text())
     assert (record["rows"], record["skipped"], record["size"], record["labels"]) == (10_000, 0, 28, "mnist")
-    digitprep("mnist", T10K_IMAGES, T10K_LABELS, "--size", 28, "--jobs", 1, "--out", "one/X.csv", cwd=tmp_path)
+    digitprep("mnist", T10K_IMAGES, T10K_LABELS, "--sizes", 28, "--jobs", 1, "--out", "one/X.csv", cwd=tmp_path)
     assert data_set(tmp_path / "one") == data_set(tmp_path / "all")
 
 
 def test_mnist_t10k_deskewed_and_centred_is_the_same_on_one_and_two_jobs(t10k, tmp_path):
-    options = ["--size", 20, "--deskew", "--center"]
+    options = ["--sizes", 20, "--deskew", "--center"]
     for jobs in (1, 2):
         _, seconds = digitprep("mnist", T10K_IMAGES, *options, "--jobs", jobs, "--out", f"j{jobs}/X.csv", cwd=tmp_path)
-        print(f"mnist t10k --size 20 --deskew --center --jobs {jobs}: {seconds:.1f} s")
+        print(f"mnist t10k --sizes 20 --deskew --center --jobs {jobs}: {seconds:.1f} s")
     assert data_set(tmp_path / "j1") == data_set(tmp_path / "j2")
     pixels, labels, _ = read_onehot_csv(tmp_path / "j2" / "X.csv")
     assert pixels.shape == (10_000, 400) and np.array_equal(labels, t10k[1])

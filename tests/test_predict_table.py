@@ -268,7 +268,7 @@ def test_deskewed_centred_table_gives_the_rows_digitprep_mnist_writes(tmp_path):
     labelled = write_table(tmp_path / "mnist.csv", images, labels, header="1x1")
     built = invoke(
         digitprep_main,
-        ["mnist", labelled, "--out", tmp_path / "d20.csv", "--size", 20, "--deskew", "--center", "--jobs", 1],
+        ["mnist", labelled, "--out", tmp_path / "d20.csv", "--sizes", 20, "--deskew", "--center", "--jobs", 1],
     )
     assert built.exit_code == 0, built.output
     pixels, built_labels, _ = read_onehot_csv(tmp_path / "d20.csv")

@@ -164,7 +164,7 @@ def on_terminal(command: list, timeout: float = 120) -> str:
 def test_build_on_a_terminal_shows_files_done_and_their_rate_then_the_skips(tmp_path):
     src = digit_folder(tmp_path / "src")
     (src / "1" / "bad.png").write_text("not a picture")
-    raw = on_terminal([*DIGITPREP, "build", src, "--size", "8", "--jobs", "2", "--out", tmp_path / "x.csv"])
+    raw = on_terminal([*DIGITPREP, "build", src, "--sizes", "8", "--jobs", "2", "--out", tmp_path / "x.csv"])
     lines = screen(raw)
     assert "0/13 files, ? files/s" in raw  # drawn before the first file is done
     bar = [line for line in lines if "13/13 files," in line]
@@ -194,7 +194,7 @@ def test_on_a_pipe_there_is_no_bar_only_the_lines(tmp_path):
         f"skipped {os.path.relpath(src / '1' / 'bad.png')}: not an image (unknown file signature)",
         f"wrote 24 PNGs to {tmp_path / 'aug'} from 13 images; skipped 1",
     ]
-    run = subprocess.run([*DIGITPREP, "build", src, "--size", "8", "--out", tmp_path / "x.csv"], capture_output=True)
+    run = subprocess.run([*DIGITPREP, "build", src, "--sizes", "8", "--out", tmp_path / "x.csv"], capture_output=True)
     assert run.returncode == 0 and b"\r" not in run.stderr and b"files/s" not in run.stderr
     assert run.stderr.decode().splitlines()[-1].startswith("wrote 12 rows to ")
 
@@ -202,7 +202,7 @@ def test_on_a_pipe_there_is_no_bar_only_the_lines(tmp_path):
 def test_training_on_a_terminal_shows_each_epoch_bar_then_wipes_it_for_the_report(tmp_path):
     src = digit_folder(tmp_path / "src", per_class=10)
     subprocess.run(
-        [*DIGITPREP, "build", src, "--size", "8", "--out", tmp_path / "x.csv"], check=True, capture_output=True
+        [*DIGITPREP, "build", src, "--sizes", "8", "--out", tmp_path / "x.csv"], check=True, capture_output=True
     )
     command = [*DIGITTRAIN, "--train", tmp_path / "x.csv", "--epochs", "2", "--hidden", "8", "--batch-size", "4"]
     raw = on_terminal(command)

@@ -304,7 +304,7 @@ def test_render_writes_the_tree_manifest_and_font_list(tmp_path, no_fsync):
     assert np.array_equal(cv2.imread(str(tmp_path / "out" / "5_20_3.png"), cv2.IMREAD_UNCHANGED), again)
 
     built = CliRunner().invoke(
-        main, ["build", str(tmp_path / "out"), "--labels", "name", "--size", "20", "--out", str(tmp_path / "f.csv")]
+        main, ["build", str(tmp_path / "out"), "--labels", "name", "--sizes", "20", "--out", str(tmp_path / "f.csv")]
     )
     assert built.exit_code == 0, built.output
     assert "wrote 80 rows" in built.stderr and "skipped" not in built.stderr
@@ -393,7 +393,11 @@ def test_sigterm_stops_a_render_leaving_the_earlier_output_and_no_temporaries(tm
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--tags", "20,9", "subset of 20,8"), ("--stroke", "0.1", "LOW,HIGH"), ("--glyph-size", "0.9,0.5", "LOW <= HIGH")],
+    [
+        ("--drawing-sizes", "20,9", "'9' is not one of '20', '8' (in '20,9')"),
+        ("--stroke", "0.1", "LOW,HIGH"),
+        ("--glyph-size", "0.9,0.5", "LOW <= HIGH"),
+    ],
 )
 def test_bad_options_are_one_line_errors(tmp_path, option, value, message):
     result = CliRunner().invoke(main, ["render", "--out-dir", str(tmp_path), option, value])
@@ -409,7 +413,7 @@ def test_sklearn_digits_export_builds_by_file_name(tmp_path, no_fsync):
     target = load_digits().target
     assert len(names) == 1797 and names[0] == "0_8_0.png" and f"{target[-1]}_8_1796.png" in names
     built = CliRunner().invoke(
-        main, ["build", str(tmp_path / "sk"), "--labels", "name", "--size", "8", "--out", str(tmp_path / "sk.csv")]
+        main, ["build", str(tmp_path / "sk"), "--labels", "name", "--sizes", "8", "--out", str(tmp_path / "sk.csv")]
     )
     assert built.exit_code == 0, built.output
     assert "wrote 1797 rows" in built.stderr and "skipped" not in built.stderr

@@ -62,7 +62,7 @@ def test_groups_stay_on_one_side():
 def test_split_command_writes_stratified_parts_with_their_manifests(tmp_path):
     labels = np.repeat(np.arange(10), 10)
     pixels = write_set(tmp_path / "d.csv", labels, record={"size": 4, "deskew": True, "rows": 100})
-    result = run("split", tmp_path / "d.csv", "--test", 0.2, "--seed", 7)
+    result = run("split", tmp_path / "d.csv", "--test-share", 0.2, "--seed", 7)
     assert result.exit_code == 0, result.output
     assert "wrote 80 rows to" in result.stderr and "d_train.csv" in result.stderr
     train, test = read_dataset(tmp_path / "d_train.csv"), read_dataset(tmp_path / "d_test.csv")
@@ -80,7 +80,7 @@ def test_split_command_writes_stratified_parts_with_their_manifests(tmp_path):
     assert train.record["deskew"] is True and train.record["rows"] == 80 and test.record["rows"] == 20
     assert train.record["steps"] == [{"split": {"from": "d.csv", "side": "train", "test": 0.2, "seed": 7, "by": None}}]
     first = {p.name: p.read_bytes() for p in tmp_path.glob("d_t*")}
-    assert run("split", tmp_path / "d.csv", "--test", 0.2, "--seed", 7).exit_code == 0
+    assert run("split", tmp_path / "d.csv", "--test-share", 0.2, "--seed", 7).exit_code == 0
     assert {p.name: p.read_bytes() for p in tmp_path.glob("d_t*")} == first
     assert run("split", tmp_path / "d.csv", "--seed", 8, "--test-out", tmp_path / "other.csv").exit_code == 0
     assert (tmp_path / "other.csv").read_bytes() != first["d_test.csv"]
@@ -93,7 +93,7 @@ def test_split_by_a_manifest_column_and_its_errors(tmp_path):
     # pairs of rows share a source path, as an original and its augmented copy would
     manifest = [manifest[0]] + [line.replace(f"/{i}.png", f"/{i // 2}.png") for i, line in enumerate(manifest[1:])]
     (tmp_path / "d.manifest.csv").write_text("\n".join(manifest) + "\n")
-    result = run("split", tmp_path / "d.csv", "--by", "path", "--test", 0.34)
+    result = run("split", tmp_path / "d.csv", "--by", "path", "--test-share", 0.34)
     assert result.exit_code == 0, result.output
     train, test = read_dataset(tmp_path / "d_train.csv"), read_dataset(tmp_path / "d_test.csv")
     assert not set(train.column("path")) & set(test.column("path"))
@@ -111,7 +111,7 @@ def test_augmentation_after_the_split_never_reaches_test_images(tmp_path):
     a test image (the manifest's path names each row's source image)."""
     labels = np.repeat(np.arange(10), 6)
     write_set(tmp_path / "all.csv", labels, side=8)
-    assert run("split", tmp_path / "all.csv", "--test", 0.25, "--seed", 2).exit_code == 0
+    assert run("split", tmp_path / "all.csv", "--test-share", 0.25, "--seed", 2).exit_code == 0
     train = tmp_path / "all_train.csv"
     result = run("augment", train, "--out", tmp_path / "aug.csv", "--copies", 3, "--seed", 5)
     assert result.exit_code == 0, result.output
@@ -170,7 +170,8 @@ def test_mix_tag_keeps_only_rows_of_those_drawing_sizes(tmp_path):
         path, label, _, origin = lines[i].split(",")
         lines[i] = f"{path},{label},{tag},{origin}"
     manifest.write_text("\n".join(lines) + "\n")
-    assert run("mix", tmp_path / "a.csv", "--tag", "8", "--tag", "none", "--out", tmp_path / "m.csv").exit_code == 0
+    tags = ("--drawing-size", "8", "--drawing-size", "none")
+    assert run("mix", tmp_path / "a.csv", *tags, "--out", tmp_path / "m.csv").exit_code == 0
     kept = read_dataset(tmp_path / "m.csv")
     assert kept.labels.tolist() == [1, 3, 4] and kept.column("tag") == ["8", "", "8"]
     assert np.array_equal(kept.pixels, pixels[[0, 2, 3]])

@@ -59,7 +59,7 @@ def test_stroke_option_reaches_the_manifest_and_changes_the_row(tmp_path):
     cv2.line(thin, (100, 20), (100, 180), 0, 1)  # a 1-pixel pencil 1
     write_image(tmp_path / "src" / "1" / "a.png", thin)
     runner = CliRunner()
-    common = ["build", str(tmp_path / "src"), "--labels", "folder", "--size", "20", "--center"]
+    common = ["build", str(tmp_path / "src"), "--labels", "folder", "--sizes", "20", "--center"]
     assert runner.invoke(main, [*common, "--out", str(tmp_path / "keep.csv")]).exit_code == 0
     assert runner.invoke(main, [*common, "--stroke", "auto", "--out", str(tmp_path / "auto.csv")]).exit_code == 0
     keep = (tmp_path / "keep.manifest.csv").read_text().splitlines()[1].split(",")

@@ -89,7 +89,7 @@ def test_openml_field_file_reads_its_true_labels():
 def test_openml_field_file_through_digitprep_mnist(tmp_path):
     if not OPENML_FIELD.exists():
         pytest.skip("../shared/field is absent")
-    code, _, stderr = run("mnist", OPENML_FIELD, "--size", 28, "--out", tmp_path / "x.csv")
+    code, _, stderr = run("mnist", OPENML_FIELD, "--sizes", 28, "--out", tmp_path / "x.csv")
     assert code == 0, stderr
     pixels, labels, classes = read_onehot_csv(tmp_path / "x.csv")
     assert labels.tolist() == [3, 1, 4, 5, 9] and classes == tuple(range(10))
@@ -241,7 +241,7 @@ def test_transpose_turns_each_image_of_tables_and_idx(tmp_path):
     transposed, idx_labels = load_mnist(tmp_path / "e-images-idx3-ubyte", transpose=True)
     assert np.array_equal(transposed, square.transpose(0, 2, 1)) and np.array_equal(idx_labels, square_labels)
     code, _, stderr = run(
-        "mnist", tmp_path / "e-images-idx3-ubyte", "--transpose", "--size", 8, "--out", tmp_path / "e.csv"
+        "mnist", tmp_path / "e-images-idx3-ubyte", "--transpose", "--sizes", 8, "--out", tmp_path / "e.csv"
     )
     assert code == 0, stderr
     pixels, csv_labels, _ = read_onehot_csv(tmp_path / "e.csv")
