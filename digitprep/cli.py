@@ -48,10 +48,18 @@ def _terminated(signum, frame):
 class Commands(click.Group):
     """The command group: library errors become one-line messages here, once for every command."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the group's own options (digittrain's training options) are parsed here
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise options.OptionError.of(exc) from None
+
     def invoke(self, ctx: click.Context):
         signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # one line, as every other error
+            raise options.OptionError.of(exc) from None
         except WorkerDied as exc:
             message = f"{ctx.invoked_subcommand}: {exc}; rerun with --jobs 1 to see which file"
             raise click.ClickException(message) from None

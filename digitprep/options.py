@@ -107,6 +107,18 @@ STRENGTH_HELP = {  # the --help of each AugmentStrengths field's option
 }
 
 
+class OptionError(click.ClickException):
+    """A usage error (a bad option value, an unknown option, a missing argument) shown as the one
+    line that says what is wrong, ``Error: Invalid value for '--box': ...``, without click's usage
+    and help lines above it; exit status 2 as click gives usage errors."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, error: click.UsageError) -> OptionError:
+        return cls(error.format_message())
+
+
 def stacked(*decorators):
     """Several click options as one decorator, listed in --help in the order given."""
     return lambda function: functools.reduce(lambda wrapped, option: option(wrapped), reversed(decorators), function)

@@ -22,7 +22,7 @@ import numpy as np
 
 from digitprep.atomic import OutputSet, write_atomic
 from digitprep.csvio import read_build_record
-from digitprep.options import FiniteFloat, examples, parse_sizes, table_arguments, table_options
+from digitprep.options import FiniteFloat, OptionError, examples, parse_sizes, table_arguments, table_options
 from digitprep.progressbar import progress_bar
 from digitprep.split import stratified_split
 from digittrain import __version__
@@ -89,10 +89,18 @@ class Commands(click.Group):
     """The command group: library errors become one-line messages here, once for every command
     (and for the training the group itself runs)."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the group's own options (digittrain's training options) are parsed here
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise OptionError.of(exc) from None
+
     def invoke(self, ctx: click.Context):
         signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # one line, as every other error
+            raise OptionError.of(exc) from None
         # DatasetFormatError, ModelFileError, RegressionDataError, OutputError, a missing file...
         except (ValueError, OSError, TrainingDiverged) as exc:
             raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from None

@@ -138,3 +138,26 @@ def test_every_help_ends_with_examples_using_the_commands_own_flags(tool, path, 
         assert path == () or used is command, words
         flags = {flag for param in used.params for flag in (*param.opts, *param.secondary_opts)}
         assert {word for word in words if word.startswith("--")} <= flags, words
+
+
+@pytest.mark.parametrize(
+    "tool, args, message",
+    [
+        ("digittrain", ["--l2", "nan"], "Error: Invalid value for '--l2': 'nan' is not a finite number."),
+        ("digittrain", ["--bogus"], "Error: No such option '--bogus'."),
+        ("digittrain", ["evaluate"], "Error: Missing argument 'MODEL'."),
+        (
+            "digitprep",
+            ["build", ".", "--box", "nan"],
+            "Error: Invalid value for '--box': 'nan' is not a finite number.",
+        ),
+        ("digitprep", ["--bogus"], "Error: No such option '--bogus'."),
+        ("digitprep", ["build", ".", "--pattern", "("], "Error: Invalid value for '--pattern': '(' is not a regular"),
+    ],
+)
+def test_every_option_error_is_one_line_with_exit_2(tool, args, message):
+    """A usage error is the one line that says what is wrong: no usage and help lines above it, at the
+    group level (digittrain's training options) as in a subcommand."""
+    result = invoke(tool, *args)
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == 1 and result.output.startswith(message), result.output
