@@ -295,11 +295,15 @@ all: train compare
 
 venv: $(STAMP)
 
+# pip's notices (a package index's warnings, setuptools' editable-install note) go to a log, shown
+# only when the install fails; V=1 shows them as they come.
+PIP_QUIET = $(if $(filter 1,$(V)),,>$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; })
+
 $(STAMP): pyproject.toml
 	$(call step,venv,$(VENV))
 	$(Q)test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(Q)$(BIN)/python -m pip install --quiet --upgrade pip
-	$(Q)$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(Q)$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_QUIET)
+	$(Q)$(BIN)/python -m pip install --quiet -e '.[dev]' $(PIP_QUIET)
 	$(Q)touch $@
 
 # ---- embedded default data: fonts rendered at both drawing sizes, scikit-learn's handwritten 8x8 digits

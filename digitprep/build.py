@@ -381,7 +381,7 @@ def data_warnings(summary: BuildSummary, config: BuildConfig) -> list[str]:
     if missing and written:
         warnings.append(
             f"warning: {these_classes(missing, 'has', 'have')} no image (--classes {format_classes(config.classes)}): "
-            "a model trained on these rows never predicts them"
+            "a model trained on these rows never predicts " + ("it" if len(missing) == 1 else "them")
         )
     if single:
         warnings.append(

@@ -58,6 +58,9 @@ class Commands(click.Group):
         signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 128 + SIGINT, not click's "Aborted!" and 1
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
         except click.UsageError as exc:  # one line, as every other error
             raise options.OptionError.of(exc) from None
         except WorkerDied as exc:

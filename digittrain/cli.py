@@ -99,6 +99,9 @@ class Commands(click.Group):
         signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's 128 + SIGINT, not click's "Aborted!" and 1
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
         except click.UsageError as exc:  # one line, as every other error
             raise OptionError.of(exc) from None
         # DatasetFormatError, ModelFileError, RegressionDataError, OutputError, a missing file...
@@ -334,8 +337,9 @@ def main(
         model_file = outputs.open(save) if save else None
         plot_file = outputs.open(plot) if plot else None
         history_file = outputs.open(history_path) if history_path else None
+        held_out_name = f"test {test_path}" if test_path else f"validation {val_split:.0%} of it"
         click.echo(
-            f"train {train_path} ({len(x)} rows), test {test_path or f'{val_split:.0%} of it'} ({len(x_test)} rows); "
+            f"train {train_path} ({len(x)} rows), {held_out_name} ({len(x_test)} rows); "
             f"{x.shape[1]}-{'-'.join(map(str, options.hidden))}-{len(classes)} {options.activation}"
         )
 

@@ -198,7 +198,7 @@ def test_a_class_with_no_image_or_a_single_one_is_warned_of(in_tmp):
     result = build("src", "--sizes", 8, "--classes", "0-4", "--out", "c.csv", "--quiet")  # warnings stay
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        "warning: class 3 has no image (--classes 0-4): a model trained on these rows never predicts them",
+        "warning: class 3 has no image (--classes 0-4): a model trained on these rows never predicts it",
         "warning: classes 1, 4 have a single image: too few to train and test on (a split keeps each on one side)",
         "wrote 8 rows to c.csv",
     ]
