@@ -31,6 +31,7 @@ from digitprep.pngtree import write_png_tree
 from digitprep.progressbar import progress_bar
 from digitprep.render import render_font_digits
 from digitprep.sheet import DEFAULT_DPI, caption, chosen_rows, contact_sheet, encode_sheet, read_sources
+from digitprep.slice import SKIPPED_NAME, Grid, cut_sheet, parse_grid, parse_labels, slice_pages
 from digitprep.sources import LABEL_MODES
 from digitprep.split import split_file
 
@@ -430,6 +431,63 @@ def mnist(
     with Progress(quiet, "writing PNGs") as progress:
         count = write_png_tree(images, labels, out_dir, None, "folder", jobs, progress.feedback())
     click.echo(f"wrote {count} PNGs to {out_dir}", err=True)
+
+
+def _parsed(parse):
+    """A click callback turning ``parse``'s ValueError into a one-line error naming the option."""
+
+    def callback(ctx, param, value):
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+@main.command(
+    "slice",
+    epilog=options.examples(
+        "digitprep slice digits.png --out-dir my/digits --grid 50x100 --labels rows=0123456789 --repeat 5",
+        "digitprep slice form1.png form2.png --out-dir my/forms --grid 10x12 --labels cols=0123456789 --sheet cut.png",
+    ),
+)
+@click.argument("pages", metavar="PAGE...", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out-dir", type=FOLDER, required=True, help="Write OUT_DIR/<label>/<page>_<row>_<col>.png.")
+@click.option(
+    "--grid", required=True, metavar="ROWSxCOLS", callback=_parsed(parse_grid), help="Cells per page, e.g. 50x100."
+)
+@click.option(
+    "--labels",
+    "labels",
+    required=True,
+    metavar="rows=DIGITS|cols=DIGITS",
+    callback=_parsed(parse_labels),
+    help="Label by position: row i (or column i) gets the digit (i // repeat) % len(DIGITS), cycling.",
+)
+@click.option("--repeat", type=click.IntRange(1), default=1, help="Consecutive rows (or columns) per label.")
+@click.option("--sheet", type=FILE, help="Also write a contact sheet of the cut cells by label (.png, .pdf, .svg).")
+def slice_command(pages, out_dir, grid, labels, repeat, sheet):
+    """Cut pages holding a regular grid of digits (OpenCV's digits.png: 50x100 cells) into labelled
+    PNGs that `build --labels folder` reads; empty cells are skipped and listed in OUT_DIR/slice.skipped.csv."""
+    fmt = None
+    if sheet is not None:
+        try:
+            fmt = figure_format(sheet)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--sheet'") from None
+    summary = slice_pages(list(pages), out_dir, Grid(*grid, *labels, repeat), keep_cells=sheet is not None)
+    for line in summary.failed:
+        click.echo(f"Error: {line}", err=True)
+    cut = summary.pages - len(summary.failed)
+    if cut:
+        empty = f"; skipped {len(summary.empty)} empty cells (see {out_dir / SKIPPED_NAME})" if summary.empty else ""
+        click.echo(f"wrote {summary.written} PNGs to {out_dir} from {cut} of {summary.pages} pages{empty}", err=True)
+    if sheet is not None and summary.cells:
+        write_atomic(sheet, encode_sheet(cut_sheet(summary), fmt))
+        click.echo(f"wrote {sheet} ({len(summary.cells)} cells, the first 12 of each label shown)", err=True)
+    if summary.failed:
+        raise SystemExit(1)
 
 
 @main.command(
