@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -96,11 +97,25 @@ def _staged(path: Path, make) -> str:
         raise output_error(path, exc) from None
 
 
+def check_replaceable(path: Path) -> None:
+    """OutputError now if a new file could be written beside ``path`` but not renamed over it: in
+    a folder with the sticky bit (/tmp, shared folders) only the owner of a file, of the folder, or
+    root may replace it, which creating the temporary beside it does not show."""
+    path = Path(path)
+    try:
+        folder, target = os.stat(path.parent), os.stat(path)
+    except OSError:
+        return  # nothing to replace, or no folder yet: opening the output tells
+    if folder.st_mode & stat.S_ISVTX and os.geteuid() not in (0, folder.st_uid, target.st_uid):
+        raise OutputError(f"{path}: cannot write (another user's file in a folder with the sticky bit)")
+
+
 class OutputFile:
     """One output being written: ``write`` bytes; an OSError becomes an OutputError naming it."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        check_replaceable(self.path)
         handle, temporary = _staged(self.path, tempfile.mkstemp)
         self.temporary = Path(temporary)
         self.handle = os.fdopen(handle, "wb")

@@ -11,7 +11,9 @@ import numpy as np
 
 from digitprep.decode import UnusableImage, decode_grey
 
-DEFAULT_DPI = 150  # sheet pixels per inch on paper: a 28-pixel MNIST digit at --magnify 2 prints 9.5 mm tall
+# Sheet pixels per inch on paper, as for every figure: a 28-pixel MNIST digit at --magnify 2 prints 9.5 mm tall.
+from digitprep.figures import DEFAULT_DPI
+
 GAP = 2  # pixels of grey between tiles, so touching digits stay distinguishable
 GAP_GREY = 96
 MISSING_GREY = 40  # a tile with nothing to show (no sample, or a source that cannot be read)

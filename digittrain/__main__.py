@@ -1,13 +1,11 @@
 """The `digittrain` command and `python -m digittrain`."""
 
+from digitprep.__main__ import run_cli
+
 
 def run() -> None:
-    """The CLI; Ctrl-C while NumPy and the modules are still loading ends it quietly (nothing started)."""
-    try:
-        from digittrain.cli import main
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    main()
+    """The `digittrain` command, started as `digitprep` is (Ctrl-C while loading: exit 130)."""
+    run_cli("digittrain.cli")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from digittrain.optimizers import OPTIMIZERS
 from digittrain.plots import DEFAULT_DPI, FigureFormatError, figure_format
 from digittrain.reports import (
     append_result,
-    check_replaceable,
     check_results_writable,
     history_csv,
     learning_curves,
@@ -332,8 +331,6 @@ def main(
     held_out = "test" if test_path else "validation"  # what the curves and the history call the held-out rows
     with OutputSet() as outputs:  # opened now: an output that cannot be written fails before the training
         check_results_writable(results)  # appended to after the commit, under a lock: not in the set
-        for path in filter(None, (save, plot, history_path)):
-            check_replaceable(path)
         model_file = outputs.open(save) if save else None
         plot_file = outputs.open(plot) if plot else None
         history_file = outputs.open(history_path) if history_path else None

@@ -11,10 +11,9 @@ import fcntl
 import io
 import math
 import os
-import stat
 from pathlib import Path
 
-from digitprep.atomic import OutputError, OutputSet, output_error, write_atomic
+from digitprep.atomic import OutputSet, output_error, write_atomic
 from digitprep.csvio import csv_text
 from digittrain.plots import DEFAULT_DPI, figure_bytes, fitted_title, pyplot
 from digittrain.train import History
@@ -118,19 +117,6 @@ def _open_table(path: Path):
     except OSError as exc:
         raise output_error(path, exc) from None
     return open(fd, "rb")
-
-
-def check_replaceable(path: Path) -> None:
-    """OutputError now if a new file could be written beside ``path`` but not renamed over it: in
-    a folder with the sticky bit (/tmp, shared folders) only the owner of a file, of the folder, or
-    root may replace it, which creating the temporary beside it does not show."""
-    path = Path(path)
-    try:
-        folder, target = os.stat(path.parent), os.stat(path)
-    except OSError:
-        return  # nothing to replace, or no folder yet: opening the output tells
-    if folder.st_mode & stat.S_ISVTX and os.geteuid() not in (0, folder.st_uid, target.st_uid):
-        raise OutputError(f"{path}: cannot write (another user's file in a folder with the sticky bit)")
 
 
 def _write_all(path: Path, fd: int, data: bytes) -> None:
