@@ -10,7 +10,9 @@ The data path, one module per step:
 
 Beside it: mnist (IDX files, download), tables (Kaggle CSV), split, mix, augment (transforms)
 and augment_data (the command), fonts and render, sheet (contact sheets), pngtree (labelled PNG
-trees); parallel (the one process pool), atomic (the one atomic writer), options and classes
+trees); collecting digits: forms (printable forms, photos of them straightened and cut), slice
+(pages cut into labelled PNGs by a layout), textlines (free rows of digits found from the ink);
+parallel (the one process pool), atomic (the one atomic writer), options and classes
 (what the commands share); cli (the `digitprep` command).
 
 From Python, ``digitprep.load_csv(path)`` reads a built data set (OUT.csv, its manifest and build

@@ -24,6 +24,7 @@ from digitprep.build import BuildConfig, NothingWritten, build_dataset, build_fr
 from digitprep.csvio import read_dataset, read_onehot_csv, sidecar_path
 from digitprep.figures import figure_format
 from digitprep.fonts import default_font_dirs
+from digitprep.forms import PAPERS, form_format, plan_form, write_form
 from digitprep.mix import mix_files
 from digitprep.mnist import concatenate_sets, load_sklearn_digits, read_mnist_sets
 from digitprep.parallel import Feedback, WorkerDied
@@ -31,7 +32,7 @@ from digitprep.pngtree import write_png_tree
 from digitprep.progressbar import progress_bar
 from digitprep.render import render_font_digits
 from digitprep.sheet import DEFAULT_DPI, caption, chosen_rows, contact_sheet, encode_sheet, read_sources
-from digitprep.slice import SKIPPED_NAME, Grid, cut_sheet, parse_grid, parse_labels, slice_pages
+from digitprep.slice import SKIPPED_NAME, Grid, cut_sheet, grid_cutter, parse_grid, parse_labels, slice_pages
 from digitprep.sources import LABEL_MODES
 from digitprep.split import split_file
 
@@ -437,6 +438,8 @@ def _parsed(parse):
     """A click callback turning ``parse``'s ValueError into a one-line error naming the option."""
 
     def callback(ctx, param, value):
+        if value is None:  # an option not given
+            return None
         try:
             return parse(value)
         except ValueError as exc:
@@ -455,28 +458,57 @@ def _parsed(parse):
 @click.argument("pages", metavar="PAGE...", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out-dir", type=FOLDER, required=True, help="Write OUT_DIR/<label>/<page>_<row>_<col>.png.")
 @click.option(
-    "--grid", required=True, metavar="ROWSxCOLS", callback=_parsed(parse_grid), help="Cells per page, e.g. 50x100."
+    "--grid", metavar="ROWSxCOLS", callback=_parsed(parse_grid), help="A regular grid of equal cells, e.g. 50x100."
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["rows"]),
+    help="rows: free rows of digits found from the ink, each row read left to right.",
+)
+@click.option(
+    "--form",
+    "form_file",
+    type=EXISTING_FILE,
+    help="A photo or scan of a printed `digitprep form`: the layout JSON written beside the form.",
 )
 @click.option(
     "--labels",
     "labels",
-    required=True,
     metavar="rows=DIGITS|cols=DIGITS",
     callback=_parsed(parse_labels),
-    help="Label by position: row i (or column i) gets the digit (i // repeat) % len(DIGITS), cycling.",
+    help="Label by position: row i (or column i) gets the digit (i // repeat) % len(DIGITS), cycling"
+    " (a form's labels come from its JSON).",
 )
 @click.option("--repeat", type=click.IntRange(1), default=1, help="Consecutive rows (or columns) per label.")
 @click.option("--sheet", type=FILE, help="Also write a contact sheet of the cut cells by label (.png, .pdf, .svg).")
-def slice_command(pages, out_dir, grid, labels, repeat, sheet):
-    """Cut pages holding a regular grid of digits (OpenCV's digits.png: 50x100 cells) into labelled
-    PNGs that `build --labels folder` reads; empty cells are skipped and listed in OUT_DIR/slice.skipped.csv."""
+def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet):
+    """Cut pages of digits into labelled PNGs that `build --labels folder` reads: a regular grid
+    (OpenCV's digits.png: --grid 50x100), free rows of digits (--layout rows) or photos of a printed
+    form (--form). Empty cells are skipped and listed in OUT_DIR/slice.skipped.csv."""
+    given = [name for name, value in (("--grid", grid), ("--layout", layout), ("--form", form_file)) if value]
+    if len(given) != 1:
+        raise click.UsageError("give one of --grid ROWSxCOLS, --layout rows or --form FORM.json")
+    if form_file is None and labels is None:
+        raise click.UsageError(f"{given[0]} needs --labels rows=DIGITS or cols=DIGITS")
+    if form_file is not None and labels is not None:
+        raise click.UsageError("--form takes the labels from the form's JSON; leave out --labels")
     fmt = None
     if sheet is not None:
         try:
             fmt = figure_format(sheet)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--sheet'") from None
-    summary = slice_pages(list(pages), out_dir, Grid(*grid, *labels, repeat), keep_cells=sheet is not None)
+    if grid:
+        cutter = grid_cutter(Grid(*grid, *labels, repeat))
+    elif layout == "rows":
+        from digitprep.textlines import rows_cutter
+
+        cutter = rows_cutter(*labels, repeat)
+    else:
+        from digitprep.forms import form_cutter, read_layout
+
+        cutter = form_cutter(read_layout(form_file))
+    summary = slice_pages(list(pages), out_dir, cutter, keep_cells=sheet is not None)
     for line in summary.failed:
         click.echo(f"Error: {line}", err=True)
     cut = summary.pages - len(summary.failed)
@@ -485,9 +517,50 @@ def slice_command(pages, out_dir, grid, labels, repeat, sheet):
         click.echo(f"wrote {summary.written} PNGs to {out_dir} from {cut} of {summary.pages} pages{empty}", err=True)
     if sheet is not None and summary.cells:
         write_atomic(sheet, encode_sheet(cut_sheet(summary), fmt))
-        click.echo(f"wrote {sheet} ({len(summary.cells)} cells, the first 12 of each label shown)", err=True)
+        shown = min(12, max(summary.labels.count(label) for label in set(summary.labels)))
+        click.echo(f"wrote {sheet} ({len(summary.cells)} cells, up to {shown} of each label shown)", err=True)
     if summary.failed:
         raise SystemExit(1)
+
+
+@main.command(
+    "form",
+    epilog=options.examples(
+        "digitprep form --out form.pdf      # A4: ten rows (0-9) of 8 boxes, and form.json beside it",
+        "digitprep form --out form.png --paper letter --rows 12 --labels rows=0123456789 --repeat 2",
+        "digitprep form --out digits.pdf --rows 10 --cols 10 --labels cols=0123456789",
+    ),
+)
+@click.option(
+    "--out", type=FILE, required=True, help="The form to print: .pdf or .png; its layout goes beside it as .json."
+)
+@click.option("--paper", type=click.Choice(sorted(PAPERS)), default="a4", help="a4 (210x297 mm) or letter (8.5x11 in).")
+@click.option("--rows", type=click.IntRange(1), default=10, help="Rows of boxes.")
+@click.option("--cols", type=click.IntRange(1), show_default="as many as fit", help="Boxes per row.")
+@click.option(
+    "--labels",
+    "labels",
+    default="rows=0123456789",
+    metavar="rows=DIGITS|cols=DIGITS",
+    callback=_parsed(parse_labels),
+    help="What each box is for, as for slice: row i (or column i) gets the digit (i // repeat) % len(DIGITS).",
+)
+@click.option("--repeat", type=click.IntRange(1), default=1, help="Consecutive rows (or columns) per label.")
+@click.option("--dpi", type=click.IntRange(100, 600), default=200, help="Pixels per inch of the printed page.")
+def form(out, paper, rows, cols, labels, repeat, dpi):
+    """Write a form to print and fill in by hand: boxes labelled by row (or column), corner markers
+    that let `slice --form` straighten a phone photo of it, and its layout JSON beside it."""
+    try:
+        form_format(out)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--out'") from None
+    layout = plan_form(paper, rows, cols, *labels, repeat)
+    sidecar = write_form(out, layout, dpi)
+    click.echo(
+        f"wrote {out} and {sidecar} ({layout.rows}x{layout.cols} boxes, {layout.paper_name}); after filling it in:"
+        f" digitprep slice PHOTO... --form {sidecar} --out-dir DIR",
+        err=True,
+    )
 
 
 @main.command(

@@ -1,8 +1,10 @@
-"""`digitprep slice`: sheets holding a regular grid of digits cut into labelled PNGs.
+"""`digitprep slice`: pages of digits cut into labelled PNGs, each label from the digit's place.
 
-A page of ROWS x COLS equal cells (OpenCV's ``digits.png``: 50 x 100 cells of 20 x 20 pixels) is cut
-into ``DIR/<label>/<page stem>_<row>_<col>.png``, the layout `build --labels folder` reads. The label
-of a cell comes from its position: ``rows=0123456789`` gives row i the character
+A layout (a ``Cutter``) turns one page into cells: a regular grid of ROWS x COLS equal cells
+(``grid_cutter``; OpenCV's ``digits.png``: 50 x 100 cells of 20 x 20 pixels), free rows of digits
+found from the ink (``textlines.rows_cutter``) or a photo of a printed form (``forms.form_cutter``).
+Every layout's cells go the same way, into ``DIR/<label>/<page stem>_<row>_<col>.png``, the layout
+`build --labels folder` reads. Labels follow position: ``rows=0123456789`` gives row i the character
 ``(i // repeat) % 10`` of the string (``cols=`` the same along a row). Cells without ink (the paper
 test `build` uses) are not written but listed in ``DIR/slice.skipped.csv``. A page that cannot be
 read or cut is reported and the others are still cut; everything goes into one staging folder
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +100,36 @@ def blank_cells(cells: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class PageCut:
+    """One page cut by a layout: the cells to write as (row, col, label, uint8 (h, w) image) and
+    the empty places (row, col), listed in slice.skipped.csv."""
+
+    cells: list[tuple[int, int, int, np.ndarray]]
+    empty: list[tuple[int, int]] = field(default_factory=list)
+
+
+# A layout: (page (H, W) uint8, the page's name for messages) -> PageCut; ValueError (one line
+# naming the page) when the page does not fit the layout.
+Cutter = Callable[[np.ndarray, str], PageCut]
+
+
+def grid_cutter(grid: Grid) -> Cutter:
+    """The regular-grid layout: ``grid.rows`` x ``grid.cols`` equal cells, labelled by position;
+    cells without ink are empty."""
+    labels = grid.cell_labels()
+
+    def cut(page: np.ndarray, name: str) -> PageCut:
+        cells = cut_cells(page, grid.rows, grid.cols, name)
+        blank = blank_cells(cells)
+        return PageCut(
+            [(int(r), int(c), int(labels[r, c]), cells[r, c]) for r, c in zip(*np.nonzero(~blank))],
+            [(int(r), int(c)) for r, c in zip(*np.nonzero(blank))],
+        )
+
+    return cut
+
+
+@dataclass
 class SliceSummary:
     """What a run did: PNGs written, the empty cells (page, row, col), the pages that failed (one
     line each), and the cells written with their labels (for a contact sheet)."""
@@ -127,13 +160,13 @@ def skipped_csv(empty: list[tuple[str, int, int]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def slice_pages(pages: list[Path], out_dir: Path, grid: Grid, keep_cells: bool = False) -> SliceSummary:
-    """Cut every page into ``out_dir/<label>/<stem>_<row>_<col>.png`` (rows and columns from 0) and
-    list the empty cells in ``out_dir/slice.skipped.csv``; each label folder written replaces the
-    one of that name, other entries are left. A page that cannot be read or cut is a line in
-    ``failed`` and the others are still cut; nothing is written when no page could be. With
-    ``keep_cells`` the cells written and their labels are kept in the summary (for ``cut_sheet``).
-    ValueError when two pages share a stem (their cells would share names)."""
+def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool = False) -> SliceSummary:
+    """Cut every page by the layout ``cut`` into ``out_dir/<label>/<stem>_<row>_<col>.png`` (rows
+    and columns from 0) and list the empty places in ``out_dir/slice.skipped.csv``; each label folder
+    written replaces the one of that name, other entries are left. A page that cannot be read or cut
+    is a line in ``failed`` and the others are still cut; nothing is written when no page could be.
+    With ``keep_cells`` the cells written and their labels are kept in the summary (for
+    ``cut_sheet``). ValueError when two pages share a stem (their cells would share names)."""
     pages, out_dir = [Path(p) for p in pages], Path(out_dir)
     stems: dict[str, Path] = {}
     for page in pages:
@@ -141,29 +174,24 @@ def slice_pages(pages: list[Path], out_dir: Path, grid: Grid, keep_cells: bool =
             raise ValueError(f"{page}: has the same name as {stems[page.stem]}; their cells would collide")
         stems[page.stem] = page
     summary = SliceSummary(pages=len(pages))
-    labels = grid.cell_labels()
     with OutputSet() as outputs:
         staging = outputs.folder(out_dir)
-        cut = 0
+        done = 0
         for page in pages:
             try:
-                cells = cut_cells(read_page(page), grid.rows, grid.cols, str(page))
+                result = cut(read_page(page), str(page))
             except ValueError as exc:
                 summary.failed.append(str(exc))
                 continue
-            cut += 1
-            blank = blank_cells(cells)
-            for row, col in zip(*np.nonzero(blank)):
-                summary.empty.append((str(page), int(row), int(col)))
-            for row, col in zip(*np.nonzero(~blank)):
-                label = int(labels[row, col])
-                name = f"{label}/{page.stem}_{row}_{col}.png"
-                write_staged(staging, out_dir, name, encode_png(cells[row, col]))
+            done += 1
+            summary.empty.extend((str(page), row, col) for row, col in result.empty)
+            for row, col, label, image in result.cells:
+                write_staged(staging, out_dir, f"{label}/{page.stem}_{row}_{col}.png", encode_png(image))
                 if keep_cells:
-                    summary.cells.append(cells[row, col])
+                    summary.cells.append(image)
                     summary.labels.append(label)
                 summary.written += 1
-        if cut:
+        if done:
             write_staged(staging, out_dir, SKIPPED_NAME, skipped_csv(summary.empty))
             outputs.commit()
     return summary
@@ -177,4 +205,5 @@ def cut_sheet(summary: SliceSummary, per_class: int = 12) -> np.ndarray:
         [(cell if cell.shape == (side, side) else fitted(cell, side)).reshape(-1) for cell in summary.cells]
     )
     labels = np.array(summary.labels, np.int64)
-    return contact_sheet(pixels, labels, tuple(sorted(set(summary.labels))), per_class)
+    shown = min(per_class, int(np.bincount(labels).max()))  # no columns no label could fill
+    return contact_sheet(pixels, labels, tuple(sorted(set(summary.labels))), shown)

@@ -193,3 +193,17 @@ def test_a_digits_png_layout_of_mnist_comes_back_with_its_labels(t10k, tmp_path)
     assert np.bincount(data.labels, minlength=10).tolist() == [500] * 10
     paths = data.column("path")
     assert all(path.split("/")[-2] == str(label) for path, label in zip(paths, data.labels.tolist()))
+
+
+def test_one_layout_is_asked_for_and_a_grid_needs_its_labels(tmp_path):
+    write_image(tmp_path / "p.png", grid_sheet([["1"]]))
+    base = ["slice", tmp_path / "p.png", "--out-dir", tmp_path / "o"]
+    for extra, message in (
+        ([], "give one of --grid ROWSxCOLS, --layout rows or --form FORM.json"),
+        (["--grid", "1x1", "--layout", "rows", "--labels", "rows=1"], "give one of --grid"),
+        (["--grid", "1x1"], "--grid needs --labels rows=DIGITS or cols=DIGITS"),
+    ):
+        result = invoke(*base, *extra)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "o").exists()
