@@ -545,6 +545,45 @@ def predict(model_path, sources, out, probabilities, top, as_csv, **table):
 
 
 @main.command(
+    epilog=examples(
+        "digittrain serve reports/model_20.npz",
+        "digittrain serve reports/model_20.npz --collect data/raw/mine --port 8080",
+    )
+)
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--collect",
+    "collect_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Collect drawings: the page's 'save as' 0-9 buttons (or digit keys) write DIR/<label>_<tag>_<n>.png "
+    "(tag: the drawing's side in pixels), the names `digitprep build DIR` reads labels from; created if missing.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: 127.0.0.1 serves this computer only; 0.0.0.0 every network it is on.",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on (0: a free one)."
+)
+def serve(model_path, collect_dir, host, port):
+    """Serve a page to draw digits on: each stroke is predicted by MODEL, preprocessed as its training
+    data was, and the page shows the digit, every class's probability and the image the model saw."""
+    from digittrain.predict import Predictor
+    from digittrain.serve import collect_folder, create_app, listening_server, serve_until_interrupted, url_of
+
+    predictor = Predictor.load(model_path)
+    folder = collect_folder(collect_dir) if collect_dir is not None else None
+    server = listening_server(create_app(predictor, folder, report=click.echo, name=str(model_path)), host, port)
+    collecting = f"; saving drawings into {collect_dir}" if folder is not None else ""
+    click.echo(f"serving {model_path} on {url_of(host, server.port)} (Ctrl-C stops){collecting}")
+    serve_until_interrupted(server)
+
+
+@main.command(
     "import-weights",
     epilog=examples(
         "digittrain import-weights weights.pkl --out reports/imported.npz --activation sigmoid",
