@@ -32,8 +32,10 @@ SIZES         ?= 8,20
 MIXED_SIZE    ?= 20
 TRAIN_SIZE    ?= 20
 # Drawing sizes the original project's file names carry as tags: the set of such a size keeps only
-# the rows drawn at that size (and untagged rows); the mixed set has them all.
-DRAWING_SIZES ?= 8,20
+# the rows drawn at that size (and untagged rows); the mixed set has them all. A person's folders
+# (RAW) keep every row in every set unless asked: their tags are whatever they drew at (280, the
+# drawing page's canvas), not the embedded data's 8 and 20.
+DRAWING_SIZES ?= $(if $(RAW),,8$(comma)20)
 DESKEW        ?= 1
 CENTER        ?= 1
 BOX           ?=
@@ -58,6 +60,10 @@ TRAIN_FLAGS   ?=
 COMPARE_FLAGS ?=
 MODEL_FLAGS    = --hidden $(HIDDEN) --activation relu --optimizer adam --lr $(LR) --lr-schedule cosine \
                  --epochs $(EPOCHS) --batch-size $(BATCH) --l2 0.0001 --label-smoothing 0.1
+
+# ---- `make form`: a blank form to print, fill in by hand, photograph and cut with `digitprep slice`.
+FORM       ?= reports/form.pdf
+FORM_FLAGS ?=
 
 MNIST_DIR    := data/raw/mnist
 MNIST_MIRROR ?=
@@ -224,14 +230,16 @@ compare_args = --data $(PROC) --sizes $(call commas_of,$(SIZE_LIST)) $(if $(MIXE
                $(if $(filter 1,$(ABLATE)),--ablate $(PROC)/plain) $(MODEL_FLAGS) --out-dir $(REPORTS) $(COMPARE_FLAGS)
 
 # Goals that need no data rules: their parse stays quick and asks nothing of the file system.
-NO_DATA_GOALS := help venv test lint bench data mnist clean distclean
+NO_DATA_GOALS := help venv test lint bench data form mnist clean distclean
 ifneq ($(filter-out $(NO_DATA_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 $(foreach v,$(VARIANTS),$(eval $(call VARIANT,$(v))))
 $(eval $(call OPTIONS,$(MODEL:.npz=.opts),train_args,))
 $(eval $(call OPTIONS,$(REPORTS)/compare.opts,compare_args,))
 endif
+form_args = --out $(FORM) $(FORM_FLAGS)
+$(eval $(call OPTIONS,$(basename $(FORM)).opts,form_args,))
 
-.PHONY: help all venv data dataset train compare mnist test bench lint clean distclean
+.PHONY: help all venv data dataset train compare form mnist test bench lint clean distclean
 .DELETE_ON_ERROR:
 
 define HELP
@@ -244,6 +252,7 @@ Targets:
   dataset         the data sets: train/test per size, test_all per size, the mixed set [$(PROC)]
   train           digittrain on train_TRAIN_SIZE: model, learning curves, a row of results.csv [$(MODEL)]
   compare         digittrain compare over SIZES and the mixed set, with and without deskew/centre [$(REPORTS)/compare.md]
+  form            a blank form to print and fill in by hand (digitprep form), and its layout JSON [$(FORM)]
   mnist           download MNIST (MD5-checked) and write its PNG trees under $(MNIST_DIR)
   test            the test suite (tests needing ../shared/data skip without it)
   bench           speed and memory benchmarks (bench/)
@@ -260,7 +269,7 @@ Data (dataset, train, compare):
   SIZES           image sizes of the data sets, comma-separated (SIZES=8,20,28) [$(SIZES)]
   MIXED_SIZE      image size of the mixed set (every row) [$(MIXED_SIZE)]
   DRAWING_SIZES   drawing-size tags in file names, comma-separated: the set of such a size keeps only rows drawn at it
-                  [$(DRAWING_SIZES)]
+                  (empty with RAW: every row in every set) [$(DRAWING_SIZES)]
   DESKEW          1: deskew [$(DESKEW)]
   CENTER          1: centre by mass [$(CENTER)]
   BOX             with CENTER=1: share of the side the digit's longer edge is fitted into (empty: 20/28) [$(BOX)]
@@ -281,6 +290,10 @@ Training (train, compare):
   TRAIN_FLAGS     further digittrain flags for train, appended to the default set: a flag given here wins [$(TRAIN_FLAGS)]
   COMPARE_FLAGS   further digittrain compare flags, appended likewise [$(COMPARE_FLAGS)]
                   the default set now: $(strip $(MODEL_FLAGS))
+
+Form (form):
+  FORM            the form file, .pdf or .png; its layout goes beside it as .json [$(FORM)]
+  FORM_FLAGS      further `digitprep form` flags, e.g. FORM_FLAGS="--paper letter --rows 12 --cols 6" [$(FORM_FLAGS)]
 
 Other:
   V               1: print the full commands instead of one line per step [$(V)]
@@ -354,6 +367,12 @@ $(REPORTS)/compare.md: $(foreach v,$(VARIANTS),$(call dataset_files,$(v))) $(REP
 	$(Q)$(BIN)/digittrain compare $(strip $(compare_args))
 
 compare: $(REPORTS)/compare.md
+
+$(FORM): $(basename $(FORM)).opts | $(STAMP)
+	$(call step,form,$@)
+	$(Q)$(BIN)/digitprep form $(strip $(form_args))
+
+form: $(FORM)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -6,6 +6,7 @@ rerun does nothing) and merged into the default set; every image suffix `digitpr
 tracked; a person's folders get a data folder of their own; a bare `make` prints the help."""
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -95,8 +96,8 @@ def run_make(folder: Path, *args: str, background: bool = False) -> subprocess.C
 
 
 def make(folder: Path, *extra: str, background: bool = False) -> subprocess.CompletedProcess | subprocess.Popen:
-    """`make dataset` on the two raw origins."""
-    base = ("dataset", "RAW=raw/hand raw/font", "ABLATE=0", "JOBS=1", f"SIZES={','.join(SIZES)}")
+    """`make dataset` on the two raw origins (font's names carry the original drawing sizes)."""
+    base = ("dataset", "RAW=raw/hand raw/font", "ABLATE=0", "JOBS=1", f"SIZES={','.join(SIZES)}", "DRAWING_SIZES=8,20")
     return run_make(folder, *base, *extra, background=background)
 
 
@@ -220,6 +221,12 @@ def test_raw_folders_are_built_in_a_folder_of_their_own(jpeg_built, tmp_path):
     assert "--out data/processed/raw/hand+font/train_8.csv" in two.stdout
     assert "--out data/processed/raw/hand+font/parts/font.csv" in two.stdout
     assert not re.search(r"--out data/processed/(train|test)", two.stdout)
+    # A person's drawings keep whatever tag they were drawn at (the drawing page saves 3_280_0.png):
+    # every row goes into every size's sets unless DRAWING_SIZES is given.
+    mixes = [line for line in two.stdout.splitlines() if "digitprep mix" in line]
+    assert len(mixes) == 8 and not any("--drawing-size" in line for line in mixes)
+    tagged = run_make(tmp_path, "-n", "dataset", "RAW=my/hand", "DRAWING_SIZES=8")
+    assert "--drawing-size 8 --drawing-size none --out data/processed/raw/hand/train_8.csv" in tagged.stdout
     same_name = run_make(tmp_path, "-n", "dataset", "RAW=a/hand b/hand")
     assert same_name.returncode == 2 and "two folders with one name" in same_name.stderr
 
@@ -360,4 +367,20 @@ def test_a_bare_make_prints_the_help_and_touches_nothing(tmp_path):
     assert {"EPOCHS", "HIDDEN", "LR", "BATCH", "TRAIN_FLAGS", "COMPARE_FLAGS", "V", "RAW"} <= variables
     assert run_make(tmp_path, "help").stdout == result.stdout
     assert re.search(r"^  SIZES .*comma-separated.*\[8,20\]$", result.stdout, re.MULTILINE)
-    assert re.search(r"^  DRAWING_SIZES .*comma-separated.*\n +\[8,20\]$", result.stdout, re.MULTILINE)
+    drawing = r"^  DRAWING_SIZES .*comma-separated.*\n +\(empty with RAW: every row in every set\) \[8,20\]$"
+    assert re.search(drawing, result.stdout, re.MULTILINE)
+
+
+def test_make_form_writes_a_blank_form_and_its_layout_once_per_set_of_flags(tmp_path):
+    copy_makefile(tmp_path)
+    first = run_make(tmp_path, "form")
+    assert first.returncode == 0, first.stdout + first.stderr
+    reports = tmp_path / "reports"
+    assert (reports / "form.pdf").read_bytes().startswith(b"%PDF")
+    layout = json.loads((reports / "form.json").read_text())
+    assert (layout["paper"], layout["rows"]) == ("a4", 10)
+    assert "Nothing to be done for 'form'" in run_make(tmp_path, "form").stdout
+    letter = run_make(tmp_path, "form", "FORM_FLAGS=--paper letter --rows 12 --cols 6")
+    assert letter.returncode == 0 and "form    reports/form.pdf" in letter.stdout
+    layout = json.loads((reports / "form.json").read_text())
+    assert (layout["paper"], layout["rows"], layout["cols"]) == ("letter", 12, 6)
