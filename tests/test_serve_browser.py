@@ -134,3 +134,49 @@ def test_a_drawing_is_predicted_shown_and_saved(browser, served, predictor, tmp_
     built = digitprep.load_csv(out)
     assert built.target.tolist() == [7]
     assert built.manifest["tag"].tolist() == ["280"]
+
+
+def test_a_digit_begun_while_a_save_is_on_its_way_is_the_next_drawing(browser, predictor, tmp_path):  # noqa: F811
+    """The save takes the drawing at the press: a stroke drawn before the server answers (a phone on a
+    slow network) is neither saved with it nor wiped by the answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    collect = tmp_path / "collect"
+    collect.mkdir()
+    app = create_app(predictor, collect)
+    release = threading.Event()
+
+    @app.before_request
+    def slow_save():
+        from flask import request
+
+        if request.path == "/save":
+            release.wait(3 * WAIT)  # until the test lets it go
+
+    server = listening_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        wait = WebDriverWait(browser, WAIT)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        canvas = browser.find_element(By.ID, "canvas")
+        draw(browser, canvas, STROKES)
+        seven = decode_grey(canvas_png(browser))
+        browser.find_element(By.ID, "save-7").click()
+        # Cleared at the press, while the server still holds the save.
+        WebDriverWait(browser, 5).until(lambda d: decode_grey(canvas_png(d)).min() == 255)
+        one = [[(0, -100), (0, 0), (0, 100)]]
+        draw(browser, canvas, one)  # while the save waits
+        release.set()
+        saved = browser.find_element(By.ID, "saved")
+        wait.until(lambda d: saved.text.startswith("saved "))
+        stored = decode_grey((collect / "7_280_0.png").read_bytes())
+        assert np.array_equal(stored, seven)  # the 7 alone
+        now = decode_grey(canvas_png(browser))
+        assert now[140, 140] < 60 and now[140 - 90, 140 + 30] == 255  # the 1 stays; no bar of the 7
+    finally:
+        release.set()
+        server.shutdown()
+        thread.join()

@@ -81,6 +81,7 @@ function endStroke(event) {
   if (stroke === null || event.pointerId !== stroke.id) return;
   stroke = null;
   drawn = true;
+  if (saved.classList.contains("error")) say(saved, ""); // "draw a digit first" is answered
   predict();
 }
 canvas.addEventListener("pointerup", endStroke);
@@ -140,12 +141,22 @@ async function save(label) {
     say(saved, "draw a digit first", true);
     return;
   }
+  // The drawing is taken and the paper cleared at the press, not when the server answers: a
+  // digit begun while the save is on its way is the next drawing, never part of this one.
+  const drawing = pen.getImageData(0, 0, canvas.width, canvas.height);
+  const body = await png();
+  clearPaper();
+  say(saved, `saving as ${label}...`);
   try {
-    const answer = await post(`save?label=${label}`, await png());
+    const answer = await post(`save?label=${label}`, body);
     say(saved, `saved ${answer.saved}`);
-    clearPaper();
   } catch (error) {
     say(saved, error.message, true);
+    if (!drawn && stroke === null) {
+      pen.putImageData(drawing, 0, 0); // not saved: the drawing back, to save again
+      drawn = true;
+      predict();
+    }
   }
 }
 
