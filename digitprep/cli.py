@@ -33,7 +33,7 @@ from digitprep.progressbar import progress_bar
 from digitprep.render import render_font_digits
 from digitprep.sheet import DEFAULT_DPI, caption, chosen_rows, contact_sheet, encode_sheet, read_sources
 from digitprep.slice import SKIPPED_NAME, Grid, cut_sheet, grid_cutter, parse_grid, parse_labels, slice_pages
-from digitprep.sources import LABEL_MODES
+from digitprep.sources import LABEL_MODES, plural
 from digitprep.split import split_file
 
 FILE = click.Path(dir_okay=False, path_type=Path)
@@ -487,7 +487,7 @@ def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet
     form (--form). Empty cells are skipped and listed in OUT_DIR/slice.skipped.csv."""
     given = [name for name, value in (("--grid", grid), ("--layout", layout), ("--form", form_file)) if value]
     if len(given) != 1:
-        raise click.UsageError("give one of --grid ROWSxCOLS, --layout rows or --form FORM.json")
+        raise click.UsageError("give exactly one of --grid ROWSxCOLS, --layout rows or --form FORM.json")
     if form_file is None and labels is None:
         raise click.UsageError(f"{given[0]} needs --labels rows=DIGITS or cols=DIGITS")
     if form_file is not None and labels is not None:
@@ -513,8 +513,14 @@ def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet
         click.echo(f"Error: {line}", err=True)
     cut = summary.pages - len(summary.failed)
     if cut:
-        empty = f"; skipped {len(summary.empty)} empty cells (see {out_dir / SKIPPED_NAME})" if summary.empty else ""
-        click.echo(f"wrote {summary.written} PNGs to {out_dir} from {cut} of {summary.pages} pages{empty}", err=True)
+        empty = (
+            f"; skipped {plural(len(summary.empty), 'empty cell')} (see {out_dir / SKIPPED_NAME})"
+            if summary.empty
+            else ""
+        )
+        kept = f"; kept {plural(summary.kept, 'PNG')} of other pages already there" if summary.kept else ""
+        pages = f"{cut} of {summary.pages} pages"  # "1 of 1 pages", as "1 of 3 pages"
+        click.echo(f"wrote {plural(summary.written, 'PNG')} to {out_dir} from {pages}{empty}{kept}", err=True)
     if sheet is not None and summary.cells:
         write_atomic(sheet, encode_sheet(cut_sheet(summary), fmt))
         shown = min(12, max(summary.labels.count(label) for label in set(summary.labels)))

@@ -7,15 +7,19 @@ Every layout's cells go the same way, into ``DIR/<label>/<page stem>_<row>_<col>
 `build --labels folder` reads. Labels follow position: ``rows=0123456789`` gives row i the character
 ``(i // repeat) % 10`` of the string (``cols=`` the same along a row). Cells without ink (the paper
 test `build` uses) are not written but listed in ``DIR/slice.skipped.csv``. A page that cannot be
-read or cut is reported and the others are still cut; everything goes into one staging folder
-swapped in at the end, so an error or Ctrl-C leaves the old tree as it was.
+read or cut is reported and the others are still cut. A page's cuts replace the ones an earlier run
+made of a page of that name and leave the rest, so pages can be cut a batch at a time into one
+folder; everything goes into one staging folder swapped in at the end, so an error or Ctrl-C leaves
+the old tree as it was.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,7 @@ from digitprep.pngtree import encode_png
 from digitprep.sheet import contact_sheet, fitted
 
 SKIPPED_NAME = "slice.skipped.csv"  # the empty cells, beside the label folders
+CUT_NAME = re.compile(r"^(?P<stem>.+)_\d+_\d+\.png$")  # <page stem>_<row>_<col>.png
 GRID = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 LABELS = re.compile(r"^(rows|cols)=(.+)$")
 
@@ -113,20 +118,22 @@ class PageCut:
 Cutter = Callable[[np.ndarray, str], PageCut]
 
 
+def labelled_cells(cells: np.ndarray, labels: np.ndarray, blank: np.ndarray | None = None) -> PageCut:
+    """(rows, cols, h, w) uint8 cells and their (rows, cols) labels -> the PageCut of a page of
+    cells: those with ink to write, those without (``blank_cells``, or the (rows, cols) bool
+    ``blank`` given) listed as empty."""
+    blank = blank_cells(cells) if blank is None else blank
+    return PageCut(
+        [(int(r), int(c), int(labels[r, c]), cells[r, c]) for r, c in zip(*np.nonzero(~blank))],
+        [(int(r), int(c)) for r, c in zip(*np.nonzero(blank))],
+    )
+
+
 def grid_cutter(grid: Grid) -> Cutter:
     """The regular-grid layout: ``grid.rows`` x ``grid.cols`` equal cells, labelled by position;
     cells without ink are empty."""
     labels = grid.cell_labels()
-
-    def cut(page: np.ndarray, name: str) -> PageCut:
-        cells = cut_cells(page, grid.rows, grid.cols, name)
-        blank = blank_cells(cells)
-        return PageCut(
-            [(int(r), int(c), int(labels[r, c]), cells[r, c]) for r, c in zip(*np.nonzero(~blank))],
-            [(int(r), int(c)) for r, c in zip(*np.nonzero(blank))],
-        )
-
-    return cut
+    return lambda page, name: labelled_cells(cut_cells(page, grid.rows, grid.cols, name), labels)
 
 
 @dataclass
@@ -136,6 +143,7 @@ class SliceSummary:
 
     pages: int = 0
     written: int = 0
+    kept: int = 0  # PNGs of other pages already in the folder, left as they were
     empty: list[tuple[str, int, int]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cells: list[np.ndarray] = field(default_factory=list)
@@ -152,21 +160,58 @@ def read_page(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def skipped_csv(empty: list[tuple[str, int, int]]) -> bytes:
+def skipped_csv(earlier: list[list[str]], empty: list[tuple[str, int, int]]) -> bytes:
+    """slice.skipped.csv: the rows kept from an earlier run, then this run's empty places."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["page", "row", "col", "reason"])
+    writer.writerows(earlier)
     writer.writerows([page, row, col, "no ink"] for page, row, col in empty)
     return buffer.getvalue().encode()
 
 
+def carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> tuple[int, list[list[str]]]:
+    """Bring into ``staging`` what ``out_dir`` already holds that this run does not replace: every
+    entry of its label folders (0, 1, ... 9) but the cuts of the pages in ``replaced`` (names
+    ``<stem>_<row>_<col>.png``), hard-linked where the file system allows; and the rows of its
+    slice.skipped.csv about other pages. Returns (PNGs kept, skipped rows kept)."""
+    kept, rows = 0, []
+    if not out_dir.is_dir():
+        return kept, rows
+    for folder in sorted(out_dir.iterdir()):
+        if not (folder.name.isdigit() and folder.is_dir()):
+            continue
+        for entry in sorted(folder.iterdir()):
+            match = CUT_NAME.match(entry.name)
+            if match and match["stem"] in replaced:
+                continue
+            target = staging / folder.name / entry.name
+            target.parent.mkdir(exist_ok=True)
+            if entry.is_dir():
+                shutil.copytree(entry, target, symlinks=True)
+                continue
+            try:
+                os.link(entry, target, follow_symlinks=False)
+            except OSError:  # another file system, or one without links
+                shutil.copy2(entry, target, follow_symlinks=False)
+            kept += entry.suffix.lower() == ".png"
+    try:
+        with open(out_dir / SKIPPED_NAME, newline="", encoding="utf-8") as handle:
+            old = list(csv.reader(handle))[1:]
+    except (OSError, UnicodeDecodeError, csv.Error):  # none yet, or not ours: this run's list stands
+        old = []
+    rows = [row for row in old if len(row) == 4 and Path(row[0]).stem not in replaced]
+    return kept, rows
+
+
 def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool = False) -> SliceSummary:
     """Cut every page by the layout ``cut`` into ``out_dir/<label>/<stem>_<row>_<col>.png`` (rows
-    and columns from 0) and list the empty places in ``out_dir/slice.skipped.csv``; each label folder
-    written replaces the one of that name, other entries are left. A page that cannot be read or cut
-    is a line in ``failed`` and the others are still cut; nothing is written when no page could be.
-    With ``keep_cells`` the cells written and their labels are kept in the summary (for
-    ``cut_sheet``). ValueError when two pages share a stem (their cells would share names)."""
+    and columns from 0) and list the empty places in ``out_dir/slice.skipped.csv``. A page's cuts
+    replace those an earlier run made of a page of its name; everything else in ``out_dir`` stays
+    (counted in ``kept``), so pages can be cut a batch at a time into one folder. A page that cannot
+    be read or cut is a line in ``failed`` and the others are still cut; nothing is written when no
+    page could be. With ``keep_cells`` the cells written and their labels are kept in the summary
+    (for ``cut_sheet``). ValueError when two pages share a stem (their cells would share names)."""
     pages, out_dir = [Path(p) for p in pages], Path(out_dir)
     stems: dict[str, Path] = {}
     for page in pages:
@@ -175,15 +220,17 @@ def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool 
         stems[page.stem] = page
     summary = SliceSummary(pages=len(pages))
     with OutputSet() as outputs:
-        staging = outputs.folder(out_dir)
-        done = 0
+        # Every label folder is staged whole (the old cuts of this run's pages left out) and replaces
+        # its namesake, so a label a page no longer has loses that page's old cuts too.
+        staging = outputs.folder(out_dir, replaces=lambda entry: entry.name.isdigit() and entry.is_dir())
+        done: set[str] = set()
         for page in pages:
             try:
                 result = cut(read_page(page), str(page))
             except ValueError as exc:
                 summary.failed.append(str(exc))
                 continue
-            done += 1
+            done.add(page.stem)
             summary.empty.extend((str(page), row, col) for row, col in result.empty)
             for row, col, label, image in result.cells:
                 write_staged(staging, out_dir, f"{label}/{page.stem}_{row}_{col}.png", encode_png(image))
@@ -192,7 +239,8 @@ def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool 
                     summary.labels.append(label)
                 summary.written += 1
         if done:
-            write_staged(staging, out_dir, SKIPPED_NAME, skipped_csv(summary.empty))
+            summary.kept, earlier = carry_over(out_dir, staging, done)
+            write_staged(staging, out_dir, SKIPPED_NAME, skipped_csv(earlier, summary.empty))
             outputs.commit()
     return summary
 

@@ -123,16 +123,34 @@ def test_no_page_cut_writes_nothing_and_fails(tmp_path):
     assert not (tmp_path / "cut").exists()
 
 
-def test_a_rerun_replaces_the_label_folders_it_writes_and_leaves_the_rest(tmp_path):
-    write_image(tmp_path / "p.png", grid_sheet([["4", "9"]]))
+def test_pages_cut_a_batch_at_a_time_add_up_and_a_page_cut_again_replaces_its_own_cuts(tmp_path):
     out = tmp_path / "cut"
-    write_image(out / "4" / "old.png", drawn_digit("4"))
-    write_image(out / "mine" / "keep.png", drawn_digit("1"))
-    result = invoke("slice", tmp_path / "p.png", "--out-dir", out, "--grid", "1x2", "--labels", "cols=49")
-    assert result.exit_code == 0, result.output
+    write_image(tmp_path / "p.png", grid_sheet([["4", "9"]]))
+    write_image(tmp_path / "q.png", grid_sheet([["4", None]]))
+    write_image(out / "4" / "mine.png", drawn_digit("4"))  # a person's own files stay where they are
+    write_image(out / "notes" / "keep.png", drawn_digit("1"))
+    first = invoke(
+        "slice", tmp_path / "p.png", tmp_path / "q.png", "--out-dir", out, "--grid", "1x2", "--labels", "cols=49"
+    )
+    assert first.exit_code == 0, first.output
+    assert "wrote 3 PNGs to" in first.output and "skipped 1 empty cell (see" in first.output
+    assert "kept 1 PNG of other pages already there" in first.output
+    # p again, its labels the other way round: its old cuts go (9/p_0_1 too), q's and the rest stay.
+    again = invoke("slice", tmp_path / "p.png", "--out-dir", out, "--grid", "1x2", "--labels", "cols=94")
+    assert again.exit_code == 0, again.output
+    assert f"wrote 2 PNGs to {out} from 1 of 1 pages; kept 2 PNGs of other pages already there" in again.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
-        "4/p_0_0.png", "9/p_0_1.png", "mine/keep.png"
+        "4/mine.png", "4/p_0_1.png", "4/q_0_0.png", "9/p_0_0.png", "notes/keep.png"
     ]  # fmt: skip
+    with open(out / "slice.skipped.csv", newline="") as handle:
+        assert list(csv.reader(handle)) == [
+            ["page", "row", "col", "reason"],
+            [str(tmp_path / "q.png"), "0", "1", "no ink"],
+        ]
+    # A page that now fails keeps its earlier cuts; a run that cuts nothing changes nothing.
+    (tmp_path / "q.png").write_bytes(b"not an image")
+    failed = invoke("slice", tmp_path / "q.png", "--out-dir", out, "--grid", "1x2", "--labels", "cols=49")
+    assert failed.exit_code == 1 and (out / "4" / "q_0_0.png").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
@@ -199,8 +217,8 @@ def test_one_layout_is_asked_for_and_a_grid_needs_its_labels(tmp_path):
     write_image(tmp_path / "p.png", grid_sheet([["1"]]))
     base = ["slice", tmp_path / "p.png", "--out-dir", tmp_path / "o"]
     for extra, message in (
-        ([], "give one of --grid ROWSxCOLS, --layout rows or --form FORM.json"),
-        (["--grid", "1x1", "--layout", "rows", "--labels", "rows=1"], "give one of --grid"),
+        ([], "give exactly one of --grid ROWSxCOLS, --layout rows or --form FORM.json"),
+        (["--grid", "1x1", "--layout", "rows", "--labels", "rows=1"], "give exactly one of --grid"),
         (["--grid", "1x1"], "--grid needs --labels rows=DIGITS or cols=DIGITS"),
     ):
         result = invoke(*base, *extra)
