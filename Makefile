@@ -384,6 +384,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/prep.py
 	$(BIN)/python bench/mnist_csv.py
 	$(BIN)/python bench/augment.py
+	$(BIN)/python bench/form_photos.py
 
 clean:
 	rm -rf $(PROC)/parts $(PROC)/plain $(PROC)/*.csv $(PROC)/*.json $(REPORTS)

@@ -533,7 +533,7 @@ def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet
     "form",
     epilog=options.examples(
         "digitprep form --out form.pdf      # A4: ten rows (0-9) of 8 boxes, and form.json beside it",
-        "digitprep form --out form.png --paper letter --rows 12 --labels rows=0123456789 --repeat 2",
+        "digitprep form --out form.png --paper letter --cols 6 --rows 10 --labels rows=01234 --repeat 2",
         "digitprep form --out digits.pdf --rows 10 --cols 10 --labels cols=0123456789",
     ),
 )
@@ -562,6 +562,14 @@ def form(out, paper, rows, cols, labels, repeat, dpi):
         raise click.BadParameter(str(exc), param_hint="'--out'") from None
     layout = plan_form(paper, rows, cols, *labels, repeat)
     sidecar = write_form(out, layout, dpi)
+    missing = sorted(set(map(int, labels[1])) - set(layout.grid().cell_labels().ravel().tolist()))
+    if missing:  # e.g. --rows 12 --repeat 2 for ten digits: 6-9 would need 8 more rows
+        what = "rows" if layout.axis == "rows" else "columns"
+        click.echo(
+            f"note: digits {' '.join(map(str, missing))} have no box: {len(labels[1])} digits x --repeat {repeat}"
+            f" need {len(labels[1]) * repeat} {what}",
+            err=True,
+        )
     click.echo(
         f"wrote {out} and {sidecar} ({layout.rows}x{layout.cols} boxes, {layout.paper_name}); after filling it in:"
         f" digitprep slice PHOTO... --form {sidecar} --out-dir DIR",

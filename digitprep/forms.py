@@ -22,8 +22,9 @@ A photo (or scan) of the filled-in form is cut in four steps:
    inside is resized to a square. A page where most lines are not where the layout has them is
    refused: every form has the same markers, and the JSON may be another form's.
 
-A cut with no ink standing out from its paper (``paper.paper_and_ink``, the test `build` uses) is an
-empty box.
+A cut with no ink standing out from its paper (``paper.paper_and_ink``, the test `build` uses), or
+with nothing INK_DARKNESS darker than the evened paper (a box in deep shadow: grain and JPEG blocks
+only), is an empty box.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 
 from digitprep.atomic import OutputSet
 from digitprep.paper import odd
-from digitprep.slice import Cutter, Grid, PageCut, blank_cells
+from digitprep.slice import Cutter, Grid, PageCut, blank_cells, labelled_cells
 
 FORMAT, VERSION = "digitprep-form", 1
 PAPERS = {"a4": ("A4", 210.0, 297.0), "letter": ("Letter", 215.9, 279.4)}  # name, width, height (mm)
@@ -72,9 +73,10 @@ LINE_DARKNESS = 40  # a line's profile stands at least this far (levels) above t
 LINE_COVER = 0.9  # and is dark along this share of its length
 INSET_MM = 0.8  # a cut starts this far inside the line's edge: a photo blurs a line wider
 TRIM_MM = 0.8  # edge rows holding a line's run are trimmed off, this far at most
-RUN_SHARE = 0.5  # an edge row dark along this share of its length holds a line
+RUN_SHARE = 0.9  # an edge row dark along this share of its length holds a line (a stroke rarely spans it)
 DARK_LEVEL = 96  # darkness (255 - level, paper at 0) from which an edge pixel is ink or line
 LINES_FOUND = 0.8  # a page where fewer of the box lines are found is not the layout's form
+INK_DARKNESS = 64  # a box with nothing this much darker than its evened paper (255) is empty
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ def instructions(layout: FormLayout) -> tuple[list[str], list[str]]:
     return (
         [title + layout.paper_name, f"Write one digit in each box, in dark pen: the digit printed {where}."],
         [
-            "Leave a box empty to skip it. Keep the digit inside its box's lines.",
+            "Leave a box empty to skip it. Keep each digit inside its box, clear of the lines.",
             "Photograph the whole page, flat and evenly lit, with all four corner squares,",
             "then: digitprep slice PHOTO.jpg --form FORM.json --out-dir DIR",
         ],
@@ -434,28 +436,41 @@ def even_light(form: np.ndarray) -> np.ndarray:
     return np.clip(form * (255 / np.maximum(paper, 1)), 0, 255).round().astype(np.uint8)
 
 
-def line_centres(darkness: np.ndarray, expected: float, along: tuple[float, float]) -> list[float | None]:
+def line_centres(darkness: np.ndarray, expected: float, along: tuple[float, float], outward: int) -> list[float | None]:
     """Where a vertical printed line really is, near column ``expected`` (pixels) of a 2-D float32
     darkness image (paper 0), measured on each half of the rows ``along`` spans: per half, the
-    centroid of the darkest column's neighbourhood; None when that column is no line: not
-    LINE_DARKNESS above the rest, or not dark all along (LINE_COVER of its rows), as a pen stroke
-    is only where it was drawn."""
+    centroid of the outermost column (``outward`` -1: the lowest, +1: the highest) that is a line:
+    LINE_DARKNESS above the rest and dark all along (LINE_COVER of its rows), as a pen stroke is
+    only where it was drawn; None when no column is. Outermost, not darkest: only gap paper lies
+    outside a box's line, while a long stroke written close inside it (the bar of a 7) can be as
+    dark and as long as the line over half a side."""
     search = SEARCH_MM * PX_PER_MM
     low, high = max(0, math.floor(expected - search)), min(darkness.shape[1], math.ceil(expected + search) + 1)
     first, last = round(along[0]), round(along[1])
     centres: list[float | None] = []
     for start, stop in ((first, (first + last) // 2), ((first + last) // 2, last)):
         profile = darkness[start:stop, low:high].mean(axis=0)
-        peak = int(np.argmax(profile))
         floor = float(np.median(profile))
-        along_line = darkness[start:stop, low + max(0, peak - 1) : low + peak + 2].max(axis=1)  # leaning a pixel
-        dark = along_line >= max(LINE_DARKNESS, float(np.percentile(along_line, 90)) / 2)
-        if profile[peak] - floor < LINE_DARKNESS or dark.mean() < LINE_COVER:
+        peaks = [
+            k
+            for k in range(len(profile))
+            if profile[k] - floor >= LINE_DARKNESS
+            and profile[k] >= profile[max(k - 1, 0)]
+            and profile[k] >= profile[min(k + 1, len(profile) - 1)]
+        ]
+        line = None
+        for peak in peaks if outward < 0 else peaks[::-1]:
+            along_line = darkness[start:stop, low + max(0, peak - 1) : low + peak + 2].max(axis=1)  # leaning a pixel
+            dark = along_line >= max(LINE_DARKNESS, float(np.percentile(along_line, 90)) / 2)
+            if dark.mean() >= LINE_COVER:
+                line = peak
+                break
+        if line is None:
             centres.append(None)
             continue
         reach = math.ceil(LINE_MM * PX_PER_MM) + 1  # the line and its blur, not the ink beside it
-        window = slice(max(0, peak - reach), peak + reach + 1)
-        weight = np.maximum(profile[window] - (floor + profile[peak]) / 2, 0)
+        window = slice(max(0, line - reach), line + reach + 1)
+        weight = np.maximum(profile[window] - (floor + profile[line]) / 2, 0)
         centres.append(low + window.start + float(np.sum(weight * np.arange(len(weight))) / np.sum(weight)))
     return centres
 
@@ -470,15 +485,16 @@ def box_bounds(darkness: np.ndarray, layout: FormLayout, row: int, col: int) -> 
 
     seen = []
 
-    def found(image, expected, span, innermost):
-        centres = line_centres(image, expected, span)
+    def found(image, expected, span, outward):
+        centres = line_centres(image, expected, span, outward)
         seen.extend(c is not None for c in centres)
+        innermost = max if outward < 0 else min  # of the two halves' places: a leaning line's inner end
         return innermost(expected if c is None else c for c in centres)
 
-    left = found(darkness, x, along[0], max) + clear
-    right = found(darkness, x + side, along[0], min) - clear
-    top = found(darkness.T, y, along[1], max) + clear
-    bottom = found(darkness.T, y + side, along[1], min) - clear
+    left = found(darkness, x, along[0], -1) + clear
+    right = found(darkness, x + side, along[0], +1) - clear
+    top = found(darkness.T, y, along[1], -1) + clear
+    bottom = found(darkness.T, y + side, along[1], +1) - clear
     return (math.ceil(top), math.floor(bottom) + 1, math.ceil(left), math.floor(right) + 1), sum(seen)
 
 
@@ -543,10 +559,9 @@ def form_cutter(layout: FormLayout) -> Cutter:
 
     def cut(page: np.ndarray, name: str) -> PageCut:
         cells = read_form(page, layout, name)
-        blank = blank_cells(cells)
-        return PageCut(
-            [(int(r), int(c), int(labels[r, c]), cells[r, c]) for r, c in zip(*np.nonzero(~blank))],
-            [(int(r), int(c)) for r, c in zip(*np.nonzero(blank))],
-        )
+        # On evenly lit paper (255) pen ink is dark; a box whose darkest pixel is still light holds
+        # only shadow, grain or JPEG blocks that the per-box paper test would lift into "ink".
+        faint = cells.min(axis=(2, 3)) > 255 - INK_DARKNESS
+        return labelled_cells(cells, labels, blank_cells(cells) | faint)
 
     return cut

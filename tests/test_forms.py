@@ -388,3 +388,78 @@ def test_the_layout_of_another_form_is_refused_rather_than_cut_wrong(other):
         rf" \({wrong.rows}x{wrong.cols} boxes, {wrong.paper_name}\) was written with\?",
         str(caught.value),
     )
+
+
+def near_line_strokes(page, layout, gap_mm):
+    """Box (0, c)'s digit written ``gap_mm`` inside one of its lines (c = 0: a bar under the top
+    line, 1: a foot over the bottom one, 2: a stem beside the left one, 3: beside the right one),
+    0.6 mm thick and along 70% of the side, as a 7's bar or a 2's foot written large; (the page,
+    which side of each box holds the stroke)."""
+    page, scale = page.copy(), DPI / 25.4
+    sides = ["top", "bottom", "left", "right"]
+    width = 0.6
+    for col, side in enumerate(sides):
+        x, y = layout.box_origin(0, col)
+        inner = layout.line_mm / 2 + gap_mm + width / 2  # from the line's centre to the stroke's
+        low, high = 0.15 * layout.box_mm, 0.85 * layout.box_mm
+        if side in ("top", "bottom"):
+            at = y + (inner if side == "top" else layout.box_mm - inner)
+            ends = (x + low, at), (x + high, at)
+        else:
+            at = x + (inner if side == "left" else layout.box_mm - inner)
+            ends = (at, y + low), (at, y + high)
+        (x0, y0), (x1, y1) = ends
+        points = np.round(np.array([[x0, y0], [x1, y1]]) * scale * 16).astype(np.int32)
+        cv2.polylines(page, [points], False, 30, max(1, round(width * scale)), cv2.LINE_AA, shift=4)
+    return page, sides
+
+
+@pytest.mark.parametrize("gap_mm", [0.8, 1.5])
+@pytest.mark.parametrize("photo", [False, True])
+def test_a_long_stroke_written_close_inside_a_line_is_kept_and_the_line_is_not(tmp_path, gap_mm, photo):
+    page, layout = print_form(tmp_path)
+    written, sides = near_line_strokes(page, layout, gap_mm)
+    rng = np.random.default_rng(7)
+    if photo:
+        (tmp_path / "p.jpg").write_bytes(photographed(written, rng, angle=8, quality=75))
+    else:
+        assert cv2.imwrite(str(tmp_path / "p.jpg"), written)  # a flat scan
+    cells = read_form(decode_grey((tmp_path / "p.jpg").read_bytes()), layout)
+    side = cut_side(layout)
+    for col, where in enumerate(sides):
+        dark = cells[0, col] < 128
+        # The stroke: a run along 60% or more of the side, within the quarter of the cut next to its line.
+        band = {"top": dark[: side // 4], "bottom": dark[-side // 4 :], "left": dark[:, : side // 4].T,
+                "right": dark[:, -side // 4 :].T}[where]  # fmt: skip
+        assert band.mean(axis=1).max() >= 0.6, (where, band.mean(axis=1).max())
+        # The printed lines: none left along the other three edges (which hold paper only).
+        edges = {"top": dark[:3], "bottom": dark[-3:], "left": dark[:, :3].T, "right": dark[:, -3:].T}
+        assert all(not edge.any() for name, edge in edges.items() if name != where), where
+
+
+def test_empty_boxes_in_a_deep_shadow_are_empty_and_the_digits_beside_them_are_cut(tmp_path):
+    page, layout = print_form(tmp_path)
+    empty = {(9, 0), (9, 1), (8, 0), (7, 0), (6, 1), (0, 7)}
+    rng = np.random.default_rng(0)
+    photo = decode_grey(photographed(filled_in(page, layout, empty, rng), rng, angle=-6, size=(1200, 1600)))
+    # A hard shadow over the left half, down to a quarter of the light, blurred and coded coarsely again:
+    # the paper test alone took the JPEG blocks of box (9, 1) for ink.
+    x = np.arange(photo.shape[1], dtype=np.float32)[None, :]
+    shade = 0.25 + 0.75 / (1 + np.exp(-(x - 0.45 * photo.shape[1]) / 15))
+    dark = cv2.GaussianBlur(photo * shade, (0, 0), 1.5).astype(np.uint8)
+    (tmp_path / "dark.jpg").write_bytes(cv2.imencode(".jpg", dark, [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes())
+    out = tmp_path / "cut"
+    result = invoke("slice", tmp_path / "dark.jpg", "--form", tmp_path / "form.json", "--out-dir", out)
+    assert result.exit_code == 0, result.output
+    with open(out / "slice.skipped.csv", newline="") as handle:
+        listed = {(int(row[1]), int(row[2])) for row in list(csv.reader(handle))[1:]}
+    assert listed == empty
+    assert len(list(out.rglob("*.png"))) == 80 - len(empty)
+
+
+def test_a_form_too_short_for_its_labels_says_which_digits_have_no_box(tmp_path):
+    result = invoke("form", "--out", tmp_path / "f.png", "--rows", 12, "--repeat", 2)
+    assert result.exit_code == 0
+    assert "note: digits 6 7 8 9 have no box: 10 digits x --repeat 2 need 20 rows" in result.output
+    full = invoke("form", "--out", tmp_path / "g.png", "--rows", 10, "--labels", "rows=01234", "--repeat", 2)
+    assert full.exit_code == 0 and "note:" not in full.output
