@@ -144,11 +144,11 @@ async function save(label) {
   // The drawing is taken and the paper cleared at the press, not when the server answers: a
   // digit begun while the save is on its way is the next drawing, never part of this one.
   const drawing = pen.getImageData(0, 0, canvas.width, canvas.height);
-  const body = await png();
+  const pending = png(); // toBlob copies the bitmap now, so the paper can be cleared before it is coded
   clearPaper();
   say(saved, `saving as ${label}...`);
   try {
-    const answer = await post(`save?label=${label}`, body);
+    const answer = await post(`save?label=${label}`, await pending);
     say(saved, `saved ${answer.saved}`);
   } catch (error) {
     say(saved, error.message, true);
