@@ -339,7 +339,7 @@ def split(csv_path, test_share, seed, by, train_out, test_out):
 def mix(csv_paths, out, shuffle, seed, tags):
     """Concatenate one-hot CSVs of one image size and class set; the manifest keeps each row's origin."""
     rows = mix_files(list(csv_paths), out, shuffle, seed, tags)
-    click.echo(f"wrote {rows} rows from {len(csv_paths)} files to {out}", err=True)
+    click.echo(f"wrote {plural(rows, 'row')} from {plural(len(csv_paths), 'file')} to {out}", err=True)
 
 
 @main.command(epilog=options.examples("digitprep digits --out-dir data/raw/sklearn"))
@@ -541,8 +541,18 @@ def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet
     "--out", type=FILE, required=True, help="The form to print: .pdf or .png; its layout goes beside it as .json."
 )
 @click.option("--paper", type=click.Choice(sorted(PAPERS)), default="a4", help="a4 (210x297 mm) or letter (8.5x11 in).")
-@click.option("--rows", type=click.IntRange(1), default=10, help="Rows of boxes.")
-@click.option("--cols", type=click.IntRange(1), show_default="as many as fit", help="Boxes per row.")
+@click.option(
+    "--rows",
+    type=click.IntRange(1),
+    show_default="one per label (x --repeat) with rows=, else 10",
+    help="Rows of boxes.",
+)
+@click.option(
+    "--cols",
+    type=click.IntRange(1),
+    show_default="one per label (x --repeat) with cols=, else as many as fit",
+    help="Boxes per row.",
+)
 @click.option(
     "--labels",
     "labels",
@@ -560,14 +570,19 @@ def form(out, paper, rows, cols, labels, repeat, dpi):
         form_format(out)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--out'") from None
-    layout = plan_form(paper, rows, cols, *labels, repeat)
+    axis, digits = labels
+    if rows is None:  # every label gets its rows (or columns) unless told otherwise
+        rows = len(digits) * repeat if axis == "rows" else 10
+    if cols is None and axis == "cols":
+        cols = len(digits) * repeat
+    layout = plan_form(paper, rows, cols, axis, digits, repeat)
     sidecar = write_form(out, layout, dpi)
-    missing = sorted(set(map(int, labels[1])) - set(layout.grid().cell_labels().ravel().tolist()))
+    missing = sorted(set(map(int, digits)) - set(layout.grid().cell_labels().ravel().tolist()))
     if missing:  # e.g. --rows 12 --repeat 2 for ten digits: 6-9 would need 8 more rows
-        what = "rows" if layout.axis == "rows" else "columns"
+        what = "rows" if axis == "rows" else "columns"
+        which = f"digits {' '.join(map(str, missing))} have" if len(missing) > 1 else f"digit {missing[0]} has"
         click.echo(
-            f"note: digits {' '.join(map(str, missing))} have no box: {len(labels[1])} digits x --repeat {repeat}"
-            f" need {len(labels[1]) * repeat} {what}",
+            f"note: {which} no box: {len(digits)} digits x --repeat {repeat} need {len(digits) * repeat} {what}",
             err=True,
         )
     click.echo(

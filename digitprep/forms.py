@@ -15,8 +15,9 @@ A photo (or scan) of the filled-in form is cut in four steps:
 3. **Even light**: the form is divided by its paper (a grey closing wider than any stroke, on a
    reduced copy, smoothed): the paper comes out white from corner to corner, shadows gone.
 4. **Boxes**: no photo straightens exactly (paper curls, lenses bend), so each printed line is
-   found again within SEARCH_MM of where the layout puts it: the darkest place of a profile across
-   it that is dark all along (a pen stroke is dark only where it was drawn), measured on each half
+   found again within SEARCH_MM of where the layout puts it: the outermost place of a profile across
+   it that is dark all along (a pen stroke is dark only where it was drawn; only gap paper lies
+   outside a box, while a long stroke may run close inside its line), measured on each half
    of the side apart, so a line that still leans is caught at both ends. The box is cut INSET_MM
    inside the innermost of them, edge rows that still hold a run of line are trimmed off, and the
    inside is resized to a square. A page where most lines are not where the layout has them is

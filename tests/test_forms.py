@@ -463,3 +463,8 @@ def test_a_form_too_short_for_its_labels_says_which_digits_have_no_box(tmp_path)
     assert "note: digits 6 7 8 9 have no box: 10 digits x --repeat 2 need 20 rows" in result.output
     full = invoke("form", "--out", tmp_path / "g.png", "--rows", 10, "--labels", "rows=01234", "--repeat", 2)
     assert full.exit_code == 0 and "note:" not in full.output
+    one = invoke("form", "--out", tmp_path / "h.png", "--rows", 9)
+    assert "note: digit 9 has no box: 10 digits x --repeat 1 need 10 rows" in one.output
+    # One column per digit by default when the digits run along the columns, as rows do along rows.
+    columns = invoke("form", "--out", tmp_path / "c.png", "--labels", "cols=0123456789")
+    assert columns.exit_code == 0 and "(10x10 boxes, A4)" in columns.output and "note:" not in columns.output
