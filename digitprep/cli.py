@@ -519,6 +519,8 @@ def slice_command(pages, out_dir, grid, layout, form_file, labels, repeat, sheet
             else ""
         )
         kept = f"; kept {plural(summary.kept, 'PNG')} of other pages already there" if summary.kept else ""
+        if summary.replaced:  # a page cut again, or another of the same name (two phones' IMG_0001.jpg)
+            kept += f"; replaced {plural(summary.replaced, 'PNG')} an earlier run cut from pages of these names"
         pages = f"{cut} of {summary.pages} pages"  # "1 of 1 pages", as "1 of 3 pages"
         click.echo(f"wrote {plural(summary.written, 'PNG')} to {out_dir} from {pages}{empty}{kept}", err=True)
     if sheet is not None and summary.cells:

@@ -144,6 +144,7 @@ class SliceSummary:
     pages: int = 0
     written: int = 0
     kept: int = 0  # PNGs of other pages already in the folder, left as they were
+    replaced: int = 0  # PNGs an earlier run cut from pages of this run's names, now gone
     empty: list[tuple[str, int, int]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     cells: list[np.ndarray] = field(default_factory=list)
@@ -170,20 +171,22 @@ def skipped_csv(earlier: list[list[str]], empty: list[tuple[str, int, int]]) -> 
     return buffer.getvalue().encode()
 
 
-def carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> tuple[int, list[list[str]]]:
+def carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> tuple[int, int, list[list[str]]]:
     """Bring into ``staging`` what ``out_dir`` already holds that this run does not replace: every
     entry of its label folders (0, 1, ... 9) but the cuts of the pages in ``replaced`` (names
     ``<stem>_<row>_<col>.png``), hard-linked where the file system allows; and the rows of its
-    slice.skipped.csv about other pages. Returns (PNGs kept, skipped rows kept)."""
-    kept, rows = 0, []
+    slice.skipped.csv about other pages. Returns (PNGs kept, earlier cuts of these pages left out,
+    skipped rows kept)."""
+    kept, dropped, rows = 0, 0, []
     if not out_dir.is_dir():
-        return kept, rows
+        return kept, dropped, rows
     for folder in sorted(out_dir.iterdir()):
         if not (folder.name.isdigit() and folder.is_dir()):
             continue
         for entry in sorted(folder.iterdir()):
             match = CUT_NAME.match(entry.name)
             if match and match["stem"] in replaced:
+                dropped += 1
                 continue
             target = staging / folder.name / entry.name
             target.parent.mkdir(exist_ok=True)
@@ -201,7 +204,7 @@ def carry_over(out_dir: Path, staging: Path, replaced: set[str]) -> tuple[int, l
     except (OSError, UnicodeDecodeError, csv.Error):  # none yet, or not ours: this run's list stands
         old = []
     rows = [row for row in old if len(row) == 4 and Path(row[0]).stem not in replaced]
-    return kept, rows
+    return kept, dropped, rows
 
 
 def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool = False) -> SliceSummary:
@@ -239,7 +242,7 @@ def slice_pages(pages: list[Path], out_dir: Path, cut: Cutter, keep_cells: bool 
                     summary.labels.append(label)
                 summary.written += 1
         if done:
-            summary.kept, earlier = carry_over(out_dir, staging, done)
+            summary.kept, summary.replaced, earlier = carry_over(out_dir, staging, done)
             write_staged(staging, out_dir, SKIPPED_NAME, skipped_csv(earlier, summary.empty))
             outputs.commit()
     return summary

@@ -138,7 +138,10 @@ def test_pages_cut_a_batch_at_a_time_add_up_and_a_page_cut_again_replaces_its_ow
     # p again, its labels the other way round: its old cuts go (9/p_0_1 too), q's and the rest stay.
     again = invoke("slice", tmp_path / "p.png", "--out-dir", out, "--grid", "1x2", "--labels", "cols=94")
     assert again.exit_code == 0, again.output
-    assert f"wrote 2 PNGs to {out} from 1 of 1 pages; kept 2 PNGs of other pages already there" in again.output
+    assert (
+        f"wrote 2 PNGs to {out} from 1 of 1 pages; kept 2 PNGs of other pages already there; replaced 2 PNGs an"
+        " earlier run cut from pages of these names"
+    ) in again.output
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "4/mine.png", "4/p_0_1.png", "4/q_0_0.png", "9/p_0_0.png", "notes/keep.png"
     ]  # fmt: skip
