@@ -26,13 +26,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server, select_address_family
 
 from digitprep.decode import UnusableImage, decode_grey
+from digitprep.pngtree import encode_png
 from digittrain.predict import Predictor
 
 PAGE = Path(__file__).parent / "page"
@@ -72,14 +72,6 @@ def collect_folder(path: Path) -> Path:
     return folder.resolve()
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """A 2-D uint8 grey image -> lossless PNG bytes."""
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:  # cv2 fails only on shapes a decoded image never has
-        raise ValueError(f"cannot encode a {image.shape} image as PNG")
-    return encoded.tobytes()
-
-
 def drawing(body: bytes) -> np.ndarray:
     """A request body -> the 2-D grey uint8 image it holds, as `digitprep build` decodes files.
     Refused (415) with decode_grey's reason when it is not a usable image."""
@@ -102,7 +94,7 @@ def prediction(predictor: Predictor, grey: np.ndarray) -> dict:
     # One forward pass on a (1, N) array of this request's own: MLP.forward keeps its results in
     # locals, so requests on the server's threads do not share state.
     (probabilities,) = predictor.predict_proba(row[None])
-    seen = png_bytes(row.reshape(predictor.size, predictor.size))
+    seen = encode_png(row.reshape(predictor.size, predictor.size))
     return {
         "digit": int(classes[int(probabilities.argmax())]),
         "probabilities": [float(p) for p in probabilities],
@@ -132,7 +124,7 @@ def save_drawing(folder: Path, grey: np.ndarray, label: str, tag: str) -> Path:
         raise ValueError(LABEL_RULE)
     if not TAG.fullmatch(tag):
         raise ValueError(TAG_RULE)
-    data = png_bytes(grey)  # re-encoded from the decoded pixels, never the client's bytes
+    data = encode_png(grey)  # re-encoded from the decoded pixels, never the client's bytes
     n = next_number(folder, label, tag)
     while True:
         path = folder / f"{label}_{tag}_{n}.png"
